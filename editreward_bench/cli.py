@@ -1,0 +1,419 @@
+"""The ``erb`` command line.
+
+Everything heavy is imported inside the command that needs it, so ``erb --help``
+and ``erb leaderboard`` start fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    help="EditReward-Bench toolkit: evaluate reward models for instruction-guided image editing.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(
+    help="Bundled and synthetic benchmarks; dataset information.", no_args_is_help=True
+)
+app.add_typer(data_app, name="data")
+
+DEFAULT_DATASET = "EditScore/EditReward-Bench"
+
+
+class UserError(Exception):
+    """An error the user can fix; printed without a traceback."""
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    _console(stderr=True).print(f"[bold red]error:[/] {_escape(message)}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _warn(message: str) -> None:
+    _console(stderr=True).print(f"[yellow]warning:[/] {_escape(message)}", soft_wrap=True)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        import datasets
+
+        datasets.disable_progress_bars()
+        datasets.logging.set_verbosity_error()
+    except Exception:
+        pass
+
+
+def _load_bench(
+    source: str, revision: str | None, split: str | None, max_pixels: int | None = None
+) -> Any:
+    from .benchmark import DEFAULT_MAX_IMAGE_PIXELS, BenchmarkError, load_benchmark
+
+    _quiet_libraries()
+    try:
+        return load_benchmark(
+            source, revision, split=split, max_image_pixels=max_pixels or DEFAULT_MAX_IMAGE_PIXELS
+        )
+    except BenchmarkError as exc:
+        _fail(str(exc))
+
+
+DatasetOpt = Annotated[
+    str,
+    typer.Option(
+        "--dataset", "-d", help="Hub id, local save_to_disk folder, parquet file/folder, or 'mini'."
+    ),
+]
+RevisionOpt = Annotated[
+    str | None, typer.Option(help="Hub revision (commit, tag or branch) to pin.")
+]
+SplitOpt = Annotated[str | None, typer.Option(help="Split to use when the dataset has several.")]
+
+
+# --------------------------------------------------------------------------- data
+
+
+@data_app.command("make-mini")
+def data_make_mini(
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write it (default: the bundled data/mini).")
+    ] = None,
+    predictions: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where to write the example predictions (default: beside the benchmark)."
+        ),
+    ] = None,
+) -> None:
+    """Regenerate the bundled benchmark and its example predictions (byte-identical)."""
+    from .resources import mini_dir
+    from .synth import make_mini
+
+    _quiet_libraries()
+    target = out or mini_dir()
+    make_mini(target)
+    pred_path = predictions or target.parent / "mini_predictions.jsonl"
+    _write_example_predictions(target, pred_path)
+    _console().print(f"wrote {target} and {pred_path}")
+
+
+def _write_example_predictions(bench_dir: Path, out: Path) -> None:
+    """The example predictions file: the image-diff baseline's scores on ``mini``."""
+    import json
+
+    from .benchmark import load_benchmark
+    from .judges.baselines import image_diff_scores
+
+    bench = load_benchmark(bench_dir)
+    lines = []
+    for key, candidate in bench.candidates.items():
+        scores = image_diff_scores(*candidate.load_images())
+        lines.append(json.dumps({"key": key, **{name: round(v, 6) for name, v in scores.items()}}))
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@data_app.command("synth")
+def data_synth(
+    out: Annotated[Path, typer.Option(help="Output folder (save_to_disk layout).")],
+    rows: Annotated[int, typer.Option(min=1, help="Number of rows.")] = 3072,
+    image_size: Annotated[int, typer.Option(min=16, max=8192, help="Image side in pixels.")] = 1024,
+    seed: Annotated[int, typer.Option(help="Generator seed.")] = 0,
+) -> None:
+    """Write a synthetic benchmark of any size in the EditReward-Bench schema."""
+    from .synth import make_synthetic
+
+    _quiet_libraries()
+    make_synthetic(out, rows, image_size, seed)
+    _console().print(f"wrote {rows} rows at {image_size}px to {out}")
+
+
+@data_app.command("info")
+def data_info(
+    source: Annotated[
+        str, typer.Argument(help="Hub id, local folder, parquet, or 'mini'.")
+    ] = DEFAULT_DATASET,
+    revision: RevisionOpt = None,
+    split: SplitOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Rows per subtask x dimension, candidates, image sizes and the fingerprint."""
+    import json
+
+    from rich.table import Table
+
+    from .taxonomy import DIMENSION_ABBREV, DIMENSIONS, SUBTASKS
+
+    bench = _load_bench(source, revision, split)
+    cells = bench.cells()
+    info = {
+        **bench.describe(),
+        "cells": {s: {d: cells.get((s, d), 0) for d in DIMENSIONS} for s in SUBTASKS},
+        "image_sizes": bench.image_stats,
+    }
+    if json_out:
+        print(json.dumps(info, indent=2))
+        return
+    table = Table(title=f"{bench.source}: {len(bench)} rows, {len(bench.candidates)} candidates")
+    table.add_column("subtask")
+    for d in DIMENSIONS:
+        table.add_column(DIMENSION_ABBREV[d], justify="right")
+    for s in SUBTASKS:
+        table.add_row(s, *(str(cells.get((s, d), 0)) for d in DIMENSIONS))
+    console = _console()
+    console.print(table)
+    stats = bench.image_stats
+    console.print(
+        f"image sizes: {stats['min_size']} .. {stats['max_size']} ({stats['distinct_sizes']} distinct)"
+    )
+    console.print(f"fingerprint: {bench.fingerprint}")
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def _print_paper_table(metrics: dict[str, Any], reference: dict[str, Any] | None = None) -> None:
+    from rich.table import Table
+
+    from .taxonomy import BLOCKS, DIMENSION_ABBREV, DIMENSIONS, OVERALL_BLOCK
+
+    judge = metrics["judge"].get("name", "?")
+    table = Table(
+        title=f"{judge} (k={metrics['k']}) on {metrics['dataset']['source']}: pairwise accuracy, 95% CI"
+    )
+    table.add_column("block")
+    for d in DIMENSIONS:
+        table.add_column(DIMENSION_ABBREV[d], justify="right")
+
+    def cell(block: str, d: str) -> str:
+        acc = (
+            metrics["accuracy"][OVERALL_BLOCK]
+            if block == OVERALL_BLOCK
+            else metrics["accuracy"]["groups"][block]
+        )
+        ci = (
+            metrics["ci95"][OVERALL_BLOCK]
+            if block == OVERALL_BLOCK
+            else metrics["ci95"]["groups"][block]
+        )
+        value, interval = acc[d], ci[d]
+        if value is None:
+            return "-"
+        text = f"{value:.3f}"
+        if interval:
+            text += f" [{interval[0]:.3f}, {interval[1]:.3f}]"
+        return text
+
+    for block in BLOCKS:
+        table.add_row(block, *(cell(block, d) for d in DIMENSIONS))
+        if reference and block in reference:
+            ref_cells = []
+            for d in DIMENSIONS:
+                value = reference[block].get(d)
+                ci = (
+                    metrics["ci95"][OVERALL_BLOCK]
+                    if block == OVERALL_BLOCK
+                    else metrics["ci95"]["groups"][block]
+                )[d]
+                if value is None:
+                    ref_cells.append("-")
+                    continue
+                inside = ci is not None and ci[0] <= value <= ci[1]
+                ref_cells.append(f"{value:.3f} ({'inside' if inside else 'outside'} CI)")
+            table.add_row(f"  paper ({block})", *ref_cells, style="dim")
+    console = _console()
+    console.print(table)
+    ties = ", ".join(
+        f"{DIMENSION_ABBREV[d]} {v:.1%}" for d, v in metrics["tie_rate"].items() if v is not None
+    )
+    console.print(
+        f"tie rate: {ties}; failed candidates: {metrics['failures']}; partial: {metrics.get('partial', 0)} "
+        f"of {metrics.get('candidates', '?')}"
+    )
+
+
+def _default_run_dir(name: str) -> Path:
+    return Path("reports") / "runs" / name
+
+
+@app.command()
+def evaluate(
+    predictions: Annotated[
+        Path | None,
+        typer.Option(
+            help="Score a judge's outputs (JSONL, one line per candidate) without running it."
+        ),
+    ] = None,
+    judge: Annotated[
+        str | None, typer.Option("--judge", "-j", help="Judge card name or path to a card file.")
+    ] = None,
+    k: Annotated[
+        int | None,
+        typer.Option("--k", "-k", min=1, help="Passes per candidate (Avg@k). Default: the card's."),
+    ] = None,
+    dataset: DatasetOpt = DEFAULT_DATASET,
+    revision: RevisionOpt = None,
+    split: SplitOpt = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N rows.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run folder (default reports/runs/NAME).")
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(help="Run name (default: judge name, or the predictions file's stem)."),
+    ] = None,
+    seed: Annotated[
+        int, typer.Option(help="Base seed: pass i uses seed + i (the paper: 42).")
+    ] = 42,
+    concurrency: Annotated[int, typer.Option(min=1, help="Judge requests in flight at once.")] = 8,
+    store: Annotated[
+        Path | None, typer.Option(help="Pass store (default $ERB_STORE or the user cache).")
+    ] = None,
+    fresh: Annotated[
+        bool, typer.Option(help="Ignore stored passes and judge everything again.")
+    ] = False,
+    model: Annotated[
+        str | None, typer.Option(help="Override the card's model (hub id or local folder).")
+    ] = None,
+    adapter: Annotated[
+        str | None,
+        typer.Option(
+            help="Override the card's LoRA adapter (hub id or folder; 'none' for no adapter)."
+        ),
+    ] = None,
+    backend: Annotated[
+        str | None, typer.Option(help="Override the card's backend: transformers | openai.")
+    ] = None,
+    base_url: Annotated[
+        list[str] | None,
+        typer.Option("--base-url", help="OpenAI-compatible endpoint(s); repeat for replicas."),
+    ] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="Environment variable holding the API key.")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="Local backend: candidates per generate() batch.")
+    ] = None,
+    max_retries: Annotated[
+        int, typer.Option(min=0, help="Retries of an unparseable answer, each with a new seed.")
+    ] = 2,
+    max_image_pixels: Annotated[
+        int | None, typer.Option(min=1, help="Refuse images larger than this many pixels.")
+    ] = None,
+    bootstrap: Annotated[
+        int, typer.Option(min=0, help="Bootstrap resamples for the 95% intervals.")
+    ] = 1000,
+) -> None:
+    """Evaluate a judge on EditReward-Bench (run it with --judge, or score --predictions)."""
+    if (predictions is None) == (judge is None):
+        _fail("give exactly one of --predictions FILE or --judge NAME")
+    bench = _load_bench(dataset, revision, split, max_image_pixels)
+    try:
+        bench = bench.subset(limit)
+    except ValueError as exc:
+        _fail(str(exc))
+    if predictions is not None:
+        summary = _evaluate_predictions(bench, predictions, out, name, bootstrap)
+    else:
+        assert judge is not None
+        from .runner import RunOptions
+
+        options = RunOptions(
+            k=k, seed=seed, concurrency=concurrency, store=store, fresh=fresh, model=model, adapter=adapter,
+            backend=backend, base_urls=list(base_url or []), api_key_env=api_key_env, batch_size=batch_size,
+            max_retries=max_retries, n_bootstrap=bootstrap,
+        )  # fmt: skip
+        summary = _evaluate_judge(bench, judge, options, out, name)
+    for message in summary.warnings:
+        _warn(message)
+    _print_paper_table(summary.metrics, summary.reference)
+    _console().print(f"run folder: {summary.path}")
+
+
+def _evaluate_predictions(
+    bench: Any, path: Path, out: Path | None, name: str | None, n_bootstrap: int
+) -> Any:
+    from .predictions import PredictionsError, read_predictions
+    from .results import RunSummary, build_manifest, compute_metrics, now_iso, write_run
+
+    started = now_iso()
+    try:
+        preds = read_predictions(path)
+    except PredictionsError as exc:
+        _fail(str(exc))
+    run_name = name or path.stem
+    judge_info = {
+        "name": run_name,
+        "kind": "predictions",
+        "source": str(path),
+        "sha256": preds.sha256,
+    }
+    warnings = []
+    unknown = sorted(set(preds.scores) - set(bench.candidates))
+    if unknown:
+        shown = ", ".join(repr(k) for k in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+        warnings.append(
+            f"{len(unknown)} key(s) in {path} are not in the dataset and were ignored: {shown}"
+        )
+    records = []
+    for key in bench.candidates:
+        entry = preds.scores.get(key)
+        base = {"key": key, "pass": 0, "seed": None, "extra": preds.extras.get(key)}
+        if entry is None:
+            records.append({**base, "status": "failed", "error": "missing from predictions"})
+            continue
+        records.append({**base, "status": "ok", **entry})
+    missing = sum(r["status"] == "failed" for r in records)
+    if missing:
+        warnings.append(
+            f"{missing} of {len(bench.candidates)} candidate(s) have no prediction; they count as failures"
+        )
+    metrics, outcomes, metric_warnings = compute_metrics(
+        bench, records, judge=judge_info, k=1, n_bootstrap=n_bootstrap
+    )
+    run_dir = out or _default_run_dir(run_name)
+    manifest = build_manifest(bench, started=started, judge=judge_info)
+    write_run(run_dir, metrics=metrics, records=records, outcomes=outcomes, manifest=manifest)
+    return RunSummary(run_dir, metrics, warnings + metric_warnings, None)
+
+
+def _evaluate_judge(
+    bench: Any, judge: str, options: Any, out: Path | None, name: str | None
+) -> Any:
+    from .runner import run_evaluation
+
+    try:
+        return run_evaluation(bench, judge, options, out=out, name=name)
+    except UserError as exc:
+        _fail(str(exc))
+
+
+def main() -> None:
+    """Console entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        _console(stderr=True).print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

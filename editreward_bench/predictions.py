@@ -1,0 +1,87 @@
+"""Reading a judge's predictions file (JSONL, one line per candidate).
+
+Each line is ``{"key": str, "prompt_following": float, "consistency": float,
+"overall": float}``; ``perceptual_quality`` is optional and extra fields are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .taxonomy import DIMENSIONS
+
+
+class PredictionsError(ValueError):
+    """The predictions file is malformed; the message names the line."""
+
+
+@dataclass
+class Predictions:
+    path: Path
+    scores: dict[str, dict[str, float]]
+    extras: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sha256: str = ""
+
+
+def _number(value: Any, name: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PredictionsError(f"{where}: {name} must be a number, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise PredictionsError(f"{where}: {name} must be finite, got {value!r}")
+    return number
+
+
+def read_predictions(path: str | Path) -> Predictions:
+    """Parse and validate a predictions file; errors name the offending line."""
+    import hashlib
+
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise PredictionsError(f"cannot read predictions file {path}: {exc.strerror}") from exc
+    scores: dict[str, dict[str, float]] = {}
+    extras: dict[str, dict[str, Any]] = {}
+    first_line: dict[str, int] = {}
+    for number, line_bytes in enumerate(raw.splitlines(), start=1):
+        where = f"{path}:{number}"
+        try:
+            line = line_bytes.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PredictionsError(f"{where}: not valid UTF-8 ({exc.reason})") from exc
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise PredictionsError(f"{where}: not valid JSON ({exc.msg})") from exc
+        if not isinstance(obj, dict):
+            raise PredictionsError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+        key = obj.get("key")
+        if not isinstance(key, str) or not key:
+            raise PredictionsError(f"{where}: 'key' must be a non-empty string, got {key!r}")
+        if key in first_line:
+            raise PredictionsError(
+                f"{where}: duplicate key {key!r} (first on line {first_line[key]})"
+            )
+        first_line[key] = number
+        missing = [d for d in DIMENSIONS if d not in obj]
+        if missing:
+            raise PredictionsError(f"{where}: missing score(s) {missing} for key {key!r}")
+        entry = {d: _number(obj[d], d, where) for d in DIMENSIONS}
+        if obj.get("perceptual_quality") is not None:
+            entry["perceptual_quality"] = _number(
+                obj["perceptual_quality"], "perceptual_quality", where
+            )
+        scores[key] = entry
+        rest = {k: v for k, v in obj.items() if k not in entry and k != "key"}
+        if rest:
+            extras[key] = rest
+    if not scores:
+        raise PredictionsError(f"{path}: no predictions found")
+    return Predictions(path, scores, extras, "sha256:" + hashlib.sha256(raw).hexdigest())
