@@ -27,10 +27,6 @@ app.add_typer(data_app, name="data")
 DEFAULT_DATASET = "EditScore/EditReward-Bench"
 
 
-class UserError(Exception):
-    """An error the user can fix; printed without a traceback."""
-
-
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
@@ -315,6 +311,9 @@ def evaluate(
     max_retries: Annotated[
         int, typer.Option(min=0, help="Retries of an unparseable answer, each with a new seed.")
     ] = 2,
+    retry_failed: Annotated[
+        bool, typer.Option(help="Judge again the passes stored as failed.")
+    ] = False,
     max_image_pixels: Annotated[
         int | None, typer.Option(min=1, help="Refuse images larger than this many pixels.")
     ] = None,
@@ -339,7 +338,7 @@ def evaluate(
         options = RunOptions(
             k=k, seed=seed, concurrency=concurrency, store=store, fresh=fresh, model=model, adapter=adapter,
             backend=backend, base_urls=list(base_url or []), api_key_env=api_key_env, batch_size=batch_size,
-            max_retries=max_retries, n_bootstrap=bootstrap,
+            max_retries=max_retries, n_bootstrap=bootstrap, retry_failed=retry_failed,
         )  # fmt: skip
         summary = _evaluate_judge(bench, judge, options, out, name)
     for message in summary.warnings:
@@ -398,12 +397,150 @@ def _evaluate_predictions(
 def _evaluate_judge(
     bench: Any, judge: str, options: Any, out: Path | None, name: str | None
 ) -> Any:
-    from .runner import run_evaluation
+    from .runner import RunError, RunInterrupted, run_evaluation
 
     try:
         return run_evaluation(bench, judge, options, out=out, name=name)
-    except UserError as exc:
+    except RunError as exc:
         _fail(str(exc))
+    except RunInterrupted as exc:
+        _console(stderr=True).print(f"[yellow]{_escape(str(exc))}[/]", soft_wrap=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Every finished pass is committed; do not wait for in-flight model calls.
+        os._exit(130)
+
+
+# --------------------------------------------------------------------------- judges
+
+
+@app.command("judges")
+def judges_cmd(
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """List every judge: built-in cards and plugins."""
+    import json
+
+    from rich.table import Table
+
+    from .judges import discover
+
+    registry = discover()
+    for problem in registry.problems:
+        _warn(problem)
+    rows = [registry.entries[name].listing() for name in registry.names()]
+    if json_out:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title="judges")
+    for column in ("name", "backend", "model", "adapter", "default_k", "source"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            *(
+                str(row.get(c) or "-")
+                for c in ("name", "backend", "model", "adapter", "default_k", "source")
+            )
+        )
+    _console().print(table)
+
+
+@app.command("prompts")
+def prompts_cmd(
+    judge: Annotated[str, typer.Option("--judge", "-j", help="Judge card name or path.")],
+    instruction: Annotated[str, typer.Option(help="The editing instruction to substitute.")],
+    json_out: Annotated[bool, typer.Option("--json", help='Print {"sc": ..., "pq": ...}.')] = False,
+) -> None:
+    """Print the exact SC and PQ prompt texts a judge receives."""
+    import json
+
+    from .judges import CardError, UnknownJudgeError, resolve_card
+    from .judges.editscore import SCORE_RANGE, load_prompts
+
+    try:
+        entry = resolve_card(judge)
+    except (UnknownJudgeError, CardError) as exc:
+        _fail(str(exc.args[0]))
+    card = entry.card
+    if card is None or card.protocol != "editscore":
+        _fail(
+            f"judge {judge!r} does not use prompts (protocol {card.protocol if card else 'plugin'!r})"
+        )
+    assert card is not None
+    prompts = load_prompts(int(card.options.get("score_range", SCORE_RANGE)))
+    texts = {"sc": prompts.sc(instruction), "pq": prompts.pq()}
+    if json_out:
+        sys.stdout.write(json.dumps(texts, ensure_ascii=False) + "\n")
+        return
+    console = _console()
+    console.rule("SC prompt")
+    console.print(texts["sc"], markup=False, highlight=False)
+    console.rule("PQ prompt")
+    console.print(texts["pq"], markup=False, highlight=False)
+
+
+@app.command("score")
+def score_cmd(
+    source: Annotated[Path, typer.Argument(help="The source image.", exists=True, dir_okay=False)],
+    edited: Annotated[Path, typer.Argument(help="The edited image.", exists=True, dir_okay=False)],
+    judge: Annotated[str, typer.Option("--judge", "-j", help="Judge card name or path.")],
+    instruction: Annotated[str, typer.Option(help="The editing instruction.")],
+    k: Annotated[int, typer.Option("--k", "-k", min=1, help="Passes (Avg@k).")] = 1,
+    seed: Annotated[int, typer.Option(help="Base seed: pass i uses seed + i.")] = 42,
+    model: Annotated[str | None, typer.Option(help="Override the card's model.")] = None,
+    adapter: Annotated[
+        str | None, typer.Option(help="Override the card's adapter ('none' for none).")
+    ] = None,
+    backend: Annotated[str | None, typer.Option(help="Override the card's backend.")] = None,
+    base_url: Annotated[
+        list[str] | None, typer.Option("--base-url", help="OpenAI-compatible endpoint(s).")
+    ] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="Environment variable holding the API key.")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Score one edit: the judge as a reward function."""
+    import json
+
+    from .judges.base import open_image
+    from .runner import RunError, RunOptions, open_judge
+
+    options = RunOptions(
+        model=model,
+        adapter=adapter,
+        backend=backend,
+        base_urls=list(base_url or []),
+        api_key_env=api_key_env,
+    )
+    try:
+        open_image(source), open_image(edited)
+    except Exception as exc:
+        _fail(f"cannot read the images: {exc}")
+    try:
+        judge_obj = open_judge(judge, options)
+        judge_obj.preflight()
+    except RunError as exc:
+        _fail(str(exc))
+    except Exception as exc:
+        _fail(str(exc))
+    try:
+        result = judge_obj.score(instruction, source, edited, k=k, seed=seed)
+    finally:
+        judge_obj.close()
+    if json_out:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        console = _console()
+        for name in ("prompt_following", "consistency", "perceptual_quality", "overall"):
+            value = result[name]
+            console.print(f"{name:>20}: {'failed' if value is None else f'{value:.3f}'}")
+        console.print(f"{'passes ok':>20}: {result['passes_ok']} of {k}")
+        for rec in result["passes"]:
+            if rec["status"] != "ok":
+                console.print(f"pass {rec['pass']} failed: {rec['error']}", markup=False)
+    if result["passes_ok"] == 0:
+        raise typer.Exit(1)
 
 
 def main() -> None:

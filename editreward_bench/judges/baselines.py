@@ -23,10 +23,15 @@ from __future__ import annotations
 import hashlib
 import math
 import struct
+from collections.abc import Sequence
 from random import Random
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageFilter
+
+from .base import Judge, JudgeTask, PassResult
+from .cards import JudgeCard
 
 THUMBNAIL = 64
 CHANGE_THRESHOLD = 0.1
@@ -68,3 +73,58 @@ def image_diff_scores(source: Image.Image, edited: Image.Image) -> dict[str, flo
         "perceptual_quality": pq,
         "overall": math.sqrt(min(pf, consistency) * pq),
     }
+
+
+class RandomJudge(Judge):
+    """Uniform random scores: the chance floor (about 0.5 on every block)."""
+
+    def __init__(self, card: JudgeCard) -> None:
+        super().__init__(card.name)
+        self.card = card
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.card.to_dict(), "interface_version": self.interface_version}
+
+    def judge(self, tasks: Sequence[JudgeTask]) -> list[PassResult]:
+        return [
+            PassResult.scored(
+                task.candidate.key, p, seed, random_scores(task.candidate.key, p, seed)
+            )
+            for task in tasks
+            for p, seed in zip(task.passes, task.seeds, strict=True)
+        ]
+
+
+class ImageDiffJudge(Judge):
+    """The classical image-metric baseline (see the module docstring). Deterministic."""
+
+    batch_size = 8
+
+    def __init__(self, card: JudgeCard) -> None:
+        super().__init__(card.name)
+        self.card = card
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **self.card.to_dict(),
+            "thumbnail": THUMBNAIL,
+            "change_threshold": CHANGE_THRESHOLD,
+            "interface_version": self.interface_version,
+        }
+
+    def judge(self, tasks: Sequence[JudgeTask]) -> list[PassResult]:
+        results = []
+        for task in tasks:
+            try:
+                scores = image_diff_scores(*task.candidate.load_images())
+            except Exception as exc:  # one bad image fails one candidate
+                results += [
+                    PassResult.failure(task.candidate.key, p, s, f"image: {exc}")
+                    for p, s in zip(task.passes, task.seeds, strict=True)
+                ]
+                continue
+            results += [
+                PassResult.scored(task.candidate.key, p, s, scores)
+                for p, s in zip(task.passes, task.seeds, strict=True)
+            ]
+        return results

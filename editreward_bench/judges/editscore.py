@@ -1,0 +1,305 @@
+"""The EditScore protocol (VIEScore-derived), as the paper's harness runs it.
+
+Per candidate and pass, two prompts:
+
+- SC (semantic consistency): source image, edited image, and context + two-image
+  edit rule + SC rule with the instruction substituted; the answer's
+  ``score`` is ``[editing_success, overediting]``;
+- PQ (perceptual quality): the edited image, and context + PQ rule; the answer's
+  ``score`` is ``[naturalness, artifacts]``.
+
+The rule texts are written for 0..10; every ``10`` in the SC and PQ rule blocks
+becomes the score range R (25) before the instruction is substituted, and
+answers are rescaled to 0..10 by ``10 / R``. Sub-scores of one pass::
+
+    prompt_following   = SC[0] * 10/R
+    consistency        = SC[1] * 10/R
+    perceptual_quality = min(PQ) * 10/R
+    overall            = sqrt(min(SC) * 10/R * perceptual_quality)
+
+Avg@k averages each sub-score over passes (so overall is the mean of per-pass
+geometric means). Pass i is sampled with seed 42 + i.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from ..resources import judges_dir
+from .base import Backend, GenRequest, GenResponse, Judge, JudgeTask, PassResult
+from .cards import JudgeCard
+from .parsing import ParsedScores, parse_scores
+
+SCORE_RANGE = 25
+TEMPLATE_FILES = ("context.txt", "two_image_edit_rule.txt", "sc_rule.txt", "pq_rule.txt")
+#: Offset between a failed pass's seed and its retry's, per attempt.
+RETRY_SEED_STRIDE = 1_000_003
+
+
+@dataclass(frozen=True)
+class EditScorePrompts:
+    """The four upstream prompt blocks, byte-exact."""
+
+    context: str
+    edit_rule: str
+    sc_rule: str
+    pq_rule: str
+    score_range: int = SCORE_RANGE
+
+    def sc(self, instruction: str) -> str:
+        rule = self.sc_rule.replace("10", str(self.score_range))
+        return "\n".join([self.context, self.edit_rule, rule]).replace("<instruction>", instruction)
+
+    def pq(self) -> str:
+        return "\n".join([self.context, self.pq_rule.replace("10", str(self.score_range))])
+
+    def template_hash(self) -> str:
+        h = hashlib.sha256()
+        for block in (
+            self.context,
+            self.edit_rule,
+            self.sc_rule,
+            self.pq_rule,
+            str(self.score_range),
+        ):
+            h.update(block.encode())
+            h.update(b"\x00")
+        return "sha256:" + h.hexdigest()
+
+
+@cache
+def load_prompts(score_range: int = SCORE_RANGE) -> EditScorePrompts:
+    folder = judges_dir() / "prompts" / "editscore"
+    context, edit_rule, sc_rule, pq_rule = (
+        (folder / name).read_bytes().decode("utf-8") for name in TEMPLATE_FILES
+    )
+    return EditScorePrompts(context, edit_rule, sc_rule, pq_rule, score_range=score_range)
+
+
+def combine(
+    sc: tuple[float, float], pq: tuple[float, float], score_range: float = SCORE_RANGE
+) -> dict[str, float]:
+    """One pass's four sub-scores (0..10) from its SC and PQ answers (0..R)."""
+    scale = 10 / score_range
+    perceptual = min(pq) * scale
+    return {
+        "prompt_following": sc[0] * scale,
+        "consistency": sc[1] * scale,
+        "perceptual_quality": perceptual,
+        "overall": math.sqrt(min(sc) * scale * perceptual),
+    }
+
+
+def retry_seed(seed: int, attempt: int) -> int:
+    return seed + RETRY_SEED_STRIDE * attempt
+
+
+def _split(total: int | None, n: int) -> list[int | None]:
+    """Share a request's token count among its n passes (the remainder to the first)."""
+    if total is None:
+        return [None] * n
+    share, rest = divmod(total, n)
+    return [share + (rest if i == 0 else 0) for i in range(n)]
+
+
+@dataclass
+class _Slot:
+    """What one pass has gathered so far."""
+
+    task: JudgeTask
+    index: int  # position in task.passes
+    sc: GenAnswer | None = None
+    pq: GenAnswer | None = None
+    error: str | None = None
+    transient: bool = False
+    attempts: int = 1
+    #: The candidate's images as the backend wants them, encoded once per candidate.
+    images: tuple[Any, ...] = ()
+
+
+@dataclass
+class GenAnswer:
+    text: str
+    parsed: ParsedScores
+    prompt_tokens: int | None
+    completion_tokens: int | None
+
+
+class EditScoreJudge(Judge):
+    """EditScore protocol on any backend."""
+
+    def __init__(self, card: JudgeCard, backend: Backend, *, max_retries: int = 2) -> None:
+        super().__init__(card.name)
+        self.card = card
+        self.backend = backend
+        self.max_retries = max_retries
+        self.prompts = load_prompts(int(card.options.get("score_range", SCORE_RANGE)))
+        self.batch_size = max(1, backend.batch_size)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **self.card.to_dict(),
+            "backend_config": self.backend.describe(),
+            "prompt_template_hash": self.prompts.template_hash(),
+            "score_range": self.prompts.score_range,
+            "interface_version": self.interface_version,
+        }
+
+    def describe_for_fingerprint(self) -> dict[str, Any]:
+        # Only what changes the answers: not the endpoint, not retries, not the card's prose.
+        backend = {
+            k: v
+            for k, v in self.backend.describe().items()
+            if k not in {"base_urls", "concurrency", "batch_size", "timeout"}
+        }
+        return {
+            "protocol": self.card.protocol,
+            "prompt_template_hash": self.prompts.template_hash(),
+            "score_range": self.prompts.score_range,
+            "backend": backend,
+        }
+
+    def preflight(self) -> None:
+        self.backend.preflight()
+
+    def close(self) -> None:
+        self.backend.close()
+
+    async def ajudge(self, tasks: Sequence[JudgeTask]) -> list[PassResult]:
+        slots: list[_Slot] = []
+        requests: list[tuple[GenRequest, str, list[_Slot]]] = []
+        for task in tasks:
+            task_slots = [_Slot(task, i) for i in range(len(task.passes))]
+            slots += task_slots
+            try:
+                source, edited = task.candidate.load_images()
+                images = self.backend.prepare_images([source, edited])
+            except Exception as exc:  # an undecodable image fails this candidate only
+                for slot in task_slots:
+                    slot.error = f"image: {exc}"
+                continue
+            for slot in task_slots:
+                slot.images = images
+            pair_images, edited_only = (images[0], images[1]), (images[1],)
+            sc_text = self.prompts.sc(task.candidate.instruction)
+            pq_text = self.prompts.pq()
+            if self.backend.supports_n and len(task.passes) > 1 and _contiguous(task.passes):
+                # One request per prompt for all passes: choice j is pass passes[0] + j.
+                n = len(task.passes)
+                requests.append(
+                    (GenRequest(pair_images, sc_text, n, task.seeds[0]), "sc", task_slots)
+                )
+                requests.append(
+                    (GenRequest(edited_only, pq_text, n, task.seeds[0]), "pq", task_slots)
+                )
+            else:
+                for slot in task_slots:
+                    seed = task.seeds[slot.index]
+                    requests.append((GenRequest(pair_images, sc_text, 1, seed), "sc", [slot]))
+                    requests.append((GenRequest(edited_only, pq_text, 1, seed), "pq", [slot]))
+        await self._answer(requests)
+        # Unparseable answers are asked again, each time with a new seed.
+        for attempt in range(1, self.max_retries + 1):
+            retries: list[tuple[GenRequest, str, list[_Slot]]] = []
+            for slot in slots:
+                if slot.error is not None:
+                    continue
+                for which in ("sc", "pq"):
+                    answer: GenAnswer | None = getattr(slot, which)
+                    if answer is not None and not answer.parsed.ok:
+                        retries.append((self._retry_request(slot, which, attempt), which, [slot]))
+                        slot.attempts = attempt + 1
+            if not retries:
+                break
+            await self._answer(retries)
+        return [self._result(slot) for slot in slots]
+
+    def _retry_request(self, slot: _Slot, which: str, attempt: int) -> GenRequest:
+        task, images = slot.task, slot.images
+        seed = retry_seed(task.seeds[slot.index], attempt)
+        if which == "sc":
+            return GenRequest(
+                (images[0], images[1]), self.prompts.sc(task.candidate.instruction), 1, seed
+            )
+        return GenRequest((images[1],), self.prompts.pq(), 1, seed)
+
+    async def _answer(self, requests: list[tuple[GenRequest, str, list[_Slot]]]) -> None:
+        if not requests:
+            return
+        responses: list[GenResponse] = await self.backend.generate([r for r, _, _ in requests])
+        for (_, which, targets), response in zip(requests, responses, strict=True):
+            if response.error is not None or len(response.texts) < len(targets):
+                for slot in targets:
+                    slot.error = f"{which}: {response.error or 'backend returned too few samples'}"
+                    slot.transient = True
+                continue
+            prompt_tokens = _split(response.prompt_tokens, len(targets))
+            completion_tokens = _split(response.completion_tokens, len(targets))
+            for j, slot in enumerate(targets):
+                text = response.texts[j]
+                answer = GenAnswer(
+                    text,
+                    parse_scores(text, self.prompts.score_range),
+                    prompt_tokens[j],
+                    completion_tokens[j],
+                )
+                previous: GenAnswer | None = getattr(slot, which)
+                if previous is not None:  # a retry: keep the token bill of every attempt
+                    answer.prompt_tokens = _add(previous.prompt_tokens, answer.prompt_tokens)
+                    answer.completion_tokens = _add(
+                        previous.completion_tokens, answer.completion_tokens
+                    )
+                setattr(slot, which, answer)
+
+    def _result(self, slot: _Slot) -> PassResult:
+        task = slot.task
+        key, pass_index, seed = task.candidate.key, task.passes[slot.index], task.seeds[slot.index]
+        sc, pq = slot.sc, slot.pq
+        common: dict[str, Any] = {
+            "raw_sc": sc.text if sc else None,
+            "raw_pq": pq.text if pq else None,
+            "reasoning_sc": sc.parsed.reasoning if sc else None,
+            "reasoning_pq": pq.parsed.reasoning if pq else None,
+            "prompt_tokens": _add(
+                sc.prompt_tokens if sc else None, pq.prompt_tokens if pq else None
+            ),
+            "completion_tokens": _add(
+                sc.completion_tokens if sc else None, pq.completion_tokens if pq else None
+            ),
+            "attempts": slot.attempts,
+        }
+        if slot.error is not None:
+            return PassResult.failure(
+                key, pass_index, seed, slot.error, transient=slot.transient, **common
+            )
+        assert sc is not None and pq is not None
+        if sc.parsed.scores is None or pq.parsed.scores is None:
+            reasons = [
+                f"{name}: {a.parsed.error}"
+                for name, a in (("sc", sc), ("pq", pq))
+                if not a.parsed.ok
+            ]
+            return PassResult.failure(
+                key,
+                pass_index,
+                seed,
+                f"unparseable after {slot.attempts} attempt(s): " + "; ".join(reasons),
+                **common,
+            )
+        scores = combine(sc.parsed.scores, pq.parsed.scores, self.prompts.score_range)
+        return PassResult.scored(key, pass_index, seed, scores, **common)
+
+
+def _contiguous(passes: Sequence[int]) -> bool:
+    return list(passes) == list(range(passes[0], passes[0] + len(passes)))
+
+
+def _add(a: int | None, b: int | None) -> int | None:
+    if a is None and b is None:
+        return None
+    return (a or 0) + (b or 0)

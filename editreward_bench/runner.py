@@ -1,0 +1,395 @@
+"""Running a judge over a benchmark: what is missing, in what order, with what concurrency.
+
+The runner deduplicates candidates, looks up every (candidate, pass) already in
+the pass store, claims the rest (so two runs on one store never judge the same
+pass), hands the judge batches with bounded concurrency, and stores each pass
+the moment it returns. Metrics for every k' <= k come from the same records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .benchmark import HUB_ID, Benchmark
+from .judges import (
+    CardError,
+    Judge,
+    JudgeLoadError,
+    JudgeTask,
+    PassResult,
+    UnknownJudgeError,
+    load_judge,
+)
+from .redact import redact_url
+from .resources import published_results_csv
+from .results import RunSummary, build_manifest, compute_metrics, now_iso, write_run
+from .store import PassStore, StoreError, candidate_fingerprint, default_store_path
+
+
+class RunError(RuntimeError):
+    """The run could not start or finish; the message says why and what to do."""
+
+
+class RunInterrupted(RuntimeError):
+    """Ctrl-C: everything finished is in the store; rerun the same command to continue."""
+
+    def __init__(self, done: int, total: int, store: Path) -> None:
+        super().__init__(
+            f"interrupted: {done} of {total} pass(es) judged in this run are kept in {store}; rerun the same command to continue"
+        )
+
+
+@dataclass
+class RunOptions:
+    k: int | None = None
+    seed: int = 42
+    concurrency: int = 8
+    store: Path | None = None
+    fresh: bool = False
+    retry_failed: bool = False
+    model: str | None = None
+    adapter: str | None = None
+    backend: str | None = None
+    base_urls: list[str] = field(default_factory=list)
+    api_key_env: str | None = None
+    batch_size: int | None = None
+    max_retries: int = 2
+    n_bootstrap: int = 1000
+    progress: bool = True
+    #: Extra backend overrides (dtype, device_map, min_pixels, max_pixels, timeout...).
+    backend_options: dict[str, Any] = field(default_factory=dict)
+
+    def judge_overrides(self) -> dict[str, Any]:
+        overrides: dict[str, Any] = {
+            "base_urls": self.base_urls or None,
+            "api_key_env": self.api_key_env,
+            "batch_size": self.batch_size,
+            "concurrency": self.concurrency,
+            "max_retries": self.max_retries,
+            **self.backend_options,
+        }
+        return {k: v for k, v in overrides.items() if v is not None}
+
+
+def open_judge(name: str, options: RunOptions) -> Judge:
+    try:
+        return load_judge(
+            name,
+            model=options.model,
+            adapter=options.adapter,
+            backend=options.backend,
+            **options.judge_overrides(),
+        )
+    except (UnknownJudgeError, CardError, JudgeLoadError) as exc:
+        raise RunError(str(exc.args[0] if exc.args else exc)) from exc
+
+
+def paper_reference(paper_judge: str | None, k: int) -> dict[str, dict[str, float]] | None:
+    """The paper's published blocks for a judge at k, or None."""
+    if not paper_judge:
+        return None
+    table: dict[str, dict[str, float]] = {}
+    with published_results_csv().open(encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            if row["judge"] == paper_judge and int(row["k"]) == k:
+                table.setdefault(row["block"], {})[row["dimension"]] = float(row["accuracy"])
+    return table or None
+
+
+def plan_tasks(
+    bench: Benchmark, k: int, seed: int, have: set[tuple[str, int]], cand_fps: dict[str, str]
+) -> list[JudgeTask]:
+    """One task per candidate with passes still missing, ordered so shared prompts run together."""
+    tasks = []
+    for key, candidate in bench.candidates.items():
+        passes = tuple(p for p in range(k) if (cand_fps[key], p) not in have)
+        if passes:
+            tasks.append(JudgeTask(candidate, passes, tuple(seed + p for p in passes)))
+    # Same instruction -> same SC prompt text: adjacent requests share a prefix (vLLM prefix cache).
+    tasks.sort(key=lambda t: (t.candidate.instruction, t.candidate.key))
+    return tasks
+
+
+def _restrict(
+    tasks: Sequence[JudgeTask], keep: set[tuple[str, int]], cand_fps: dict[str, str]
+) -> list[JudgeTask]:
+    """The same tasks with only the (candidate fingerprint, pass) items in ``keep``."""
+    out = []
+    for task in tasks:
+        fp = cand_fps[task.candidate.key]
+        pairs = [(p, s) for p, s in zip(task.passes, task.seeds, strict=True) if (fp, p) in keep]
+        if pairs:
+            out.append(
+                JudgeTask(task.candidate, tuple(p for p, _ in pairs), tuple(s for _, s in pairs))
+            )
+    return out
+
+
+def _checked(result: PassResult) -> PassResult:
+    """A judge's result, validated; a malformed one becomes a failure, not a crash."""
+    try:
+        return result.check()
+    except (TypeError, ValueError) as exc:
+        return PassResult.failure(
+            result.key, result.pass_index, result.seed, f"invalid judge result: {exc}"
+        )
+
+
+async def execute(
+    judge: Judge,
+    tasks: Sequence[JudgeTask],
+    *,
+    concurrency: int,
+    on_result: Callable[[PassResult], None],
+) -> None:
+    """Run tasks through the judge in batches, at most ``concurrency`` batches at once."""
+    size = max(1, int(getattr(judge, "batch_size", 1)))
+    batches = [list(tasks[i : i + size]) for i in range(0, len(tasks), size)]
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def run(batch: list[JudgeTask]) -> None:
+        async with semaphore:
+            expected = {
+                (t.candidate.key, p): (t, s)
+                for t in batch
+                for p, s in zip(t.passes, t.seeds, strict=True)
+            }
+            try:
+                results = await judge.ajudge(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a judge bug fails its batch, not the run
+                results = [
+                    PassResult.failure(
+                        key, p, s, f"judge raised {type(exc).__name__}: {exc}", transient=True
+                    )
+                    for (key, p), (_, s) in expected.items()
+                ]
+            malformed = 0
+            for result in results:
+                if not isinstance(result, PassResult):
+                    malformed += 1
+                    continue
+                if expected.pop((result.key, result.pass_index), None) is not None:
+                    on_result(_checked(result))
+            why = f" ({malformed} malformed result(s))" if malformed else ""
+            for (key, p), (_, s) in expected.items():
+                on_result(
+                    PassResult.failure(
+                        key, p, s, f"judge returned no result for this pass{why}", transient=True
+                    )
+                )
+
+    await asyncio.gather(*(run(batch) for batch in batches))
+
+
+def run_evaluation(
+    bench: Benchmark,
+    judge_name: str,
+    options: RunOptions,
+    *,
+    out: Path | None = None,
+    name: str | None = None,
+) -> RunSummary:
+    """Judge every missing pass, then write the run folder. Raises RunError / RunInterrupted."""
+    started = now_iso()
+    judge = open_judge(judge_name, options)
+    try:
+        return _run(bench, judge, options, out, name, started)
+    finally:
+        judge.close()
+
+
+def _run(
+    bench: Benchmark,
+    judge: Judge,
+    options: RunOptions,
+    out: Path | None,
+    name: str | None,
+    started: str,
+) -> RunSummary:
+    card = getattr(judge, "card", None)
+    k = options.k or (card.default_k if card is not None else 1)
+    try:
+        judge.preflight()
+    except Exception as exc:
+        raise RunError(str(exc)) from exc
+    judge_fp = judge.fingerprint()
+    store_path = options.store or default_store_path()
+    try:
+        store = PassStore(store_path)
+    except StoreError as exc:
+        raise RunError(str(exc)) from exc
+    with store:
+        cand_fps = {key: candidate_fingerprint(c) for key, c in bench.candidates.items()}
+        stored = (
+            {}
+            if options.fresh
+            else store.get(judge_fp, cand_fps.values(), include_failed=not options.retry_failed)
+        )
+        stored = {item: rec for item, rec in stored.items() if item[1] < k}
+        tasks = plan_tasks(bench, k, options.seed, set(stored), cand_fps)
+        fresh_results: dict[tuple[str, int], PassResult] = {}
+        todo = sum(len(t.passes) for t in tasks)
+        t0 = time.monotonic()
+        try:
+            _judge_all(judge, judge_fp, tasks, store, cand_fps, options, fresh_results, todo)
+        except KeyboardInterrupt:
+            store.release(judge_fp)
+            raise RunInterrupted(len(fresh_results), todo, store_path) from None
+        judging_seconds = time.monotonic() - t0
+        # Passes judged before this run, as stored now (--fresh uses none of them).
+        latest = (
+            {}
+            if options.fresh
+            else {
+                item: rec
+                for item, rec in store.get(judge_fp, cand_fps.values()).items()
+                if item[1] < k
+            }
+        )
+    records = []
+    for key in bench.candidates:
+        fp = cand_fps[key]
+        for p in range(k):
+            if (key, p) in fresh_results:
+                records.append(fresh_results[(key, p)].to_record())
+            elif (fp, p) in latest:
+                records.append(latest[(fp, p)])
+    judge_info = {**judge.describe(), "fingerprint": judge_fp}
+    metrics, outcomes, warnings = compute_metrics(
+        bench, records, judge=judge_info, k=k, n_bootstrap=options.n_bootstrap
+    )
+    failed_passes = [r for r in records if r["status"] == "failed"]
+    if failed_passes:
+        reasons: dict[str, int] = {}
+        for rec in failed_passes:
+            reason = str(rec.get("error") or "unknown").split(":")[0]
+            reasons[reason] = reasons.get(reason, 0) + 1
+        warnings.append(
+            f"{len(failed_passes)} pass(es) failed ({', '.join(f'{n} {r}' for r, n in sorted(reasons.items()))}); see records.parquet"
+        )
+    run_name = name or (judge.name if k == 1 else f"{judge.name}-k{k}")
+    run_dir = out or Path("reports") / "runs" / run_name
+    manifest = build_manifest(
+        bench,
+        started=started,
+        judge=judge_info,
+        extra=_usage(
+            records, card, judge, options, store_path, k, len(fresh_results), judging_seconds
+        ),
+    )
+    write_run(run_dir, metrics=metrics, records=records, outcomes=outcomes, manifest=manifest)
+    reference = (
+        paper_reference(card.paper_judge if card is not None else None, k)
+        if bench.source.lower() == HUB_ID.lower()
+        else None
+    )
+    return RunSummary(run_dir, metrics, warnings, reference)
+
+
+def _judge_all(
+    judge: Judge,
+    judge_fp: str,
+    tasks: list[JudgeTask],
+    store: PassStore,
+    cand_fps: dict[str, str],
+    options: RunOptions,
+    fresh_results: dict[tuple[str, int], PassResult],
+    todo: int,
+) -> None:
+    if not tasks:
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+        disable=not options.progress, transient=False,
+    )  # fmt: skip
+    start = time.monotonic()
+    with progress:
+        bar = progress.add_task(f"judging with {judge.name}", total=todo, rate="")
+
+        def on_result(result: PassResult) -> None:
+            fp = cand_fps[result.key]
+            if not result.transient:
+                store.put(judge_fp, fp, result.to_record())
+            fresh_results[(result.key, result.pass_index)] = result
+            elapsed = max(time.monotonic() - start, 1e-9)
+            progress.update(bar, advance=1, rate=f"{len(fresh_results) / elapsed:.1f} passes/s")
+
+        key_of = {fp: key for key, fp in cand_fps.items()}
+        pending = tasks
+        while pending:
+            items = [(cand_fps[t.candidate.key], p) for t in pending for p in t.passes]
+            won = store.claim(judge_fp, items, skip_stored=not options.fresh)
+            if won:
+                mine = _restrict(pending, won, cand_fps)
+                asyncio.run(
+                    execute(judge, mine, concurrency=options.concurrency, on_result=on_result)
+                )
+            theirs = set(items) - won
+            if not theirs:
+                break
+            # Another live run holds these passes: take its answers, or take over when it dies.
+            time.sleep(0.5)
+            done = store.get(judge_fp, {fp for fp, _ in theirs})
+            for fp, p in theirs & set(done):
+                fresh_results[(key_of[fp], p)] = _from_record(done[(fp, p)])
+                progress.update(bar, advance=1)
+            pending = _restrict(pending, theirs - set(done), cand_fps)
+    store.release(judge_fp)
+
+
+def _from_record(record: dict[str, Any]) -> PassResult:
+    fields = {k: v for k, v in record.items() if k != "pass"}
+    return PassResult(pass_index=int(record["pass"]), **fields)
+
+
+def _usage(
+    records: list[dict[str, Any]],
+    card: Any,
+    judge: Judge,
+    options: RunOptions,
+    store_path: Path,
+    k: int,
+    judged_now: int,
+    seconds: float,
+) -> dict[str, Any]:
+    prompt = sum(int(r.get("prompt_tokens") or 0) for r in records)
+    completion = sum(int(r.get("completion_tokens") or 0) for r in records)
+    usage: dict[str, Any] = {
+        "k": k,
+        "seed": options.seed,
+        "store": str(store_path),
+        "passes_total": len(records),
+        "passes_judged_now": judged_now,
+        "passes_reused": len(records) - judged_now,
+        "judging_seconds": round(seconds, 3),
+        "tokens": {"prompt": prompt, "completion": completion},
+        "base_urls": [redact_url(u) for u in options.base_urls],
+    }
+    options_of_card = card.options if card is not None else {}
+    price_in, price_out = (
+        options_of_card.get("price_input_per_mtok"),
+        options_of_card.get("price_output_per_mtok"),
+    )
+    if price_in is not None and price_out is not None:
+        usage["cost_usd"] = round(
+            prompt / 1e6 * float(price_in) + completion / 1e6 * float(price_out), 6
+        )
+    return usage

@@ -1,0 +1,261 @@
+"""The pass store: every judged pass, persisted the moment it completes.
+
+One SQLite database (WAL mode) shared by all runs. A pass is keyed by
+
+- the judge fingerprint: protocol, prompt-template hash, backend, model,
+  adapter, sampling parameters, score range (everything that changes answers);
+- the candidate fingerprint: key, instruction and both images' hashes;
+- the pass index and its seed.
+
+Changing any of these never reuses an old answer; changing nothing reuses them
+all. Each pass is committed on its own, so ``kill -9`` loses at most the passes
+in flight. Transient failures (network, timeouts) are never stored, so a rerun
+retries them; final failures (unparseable after every retry) are, unless the
+run asks to retry them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .benchmark import Candidate
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS passes (
+    judge_fp   TEXT    NOT NULL,
+    cand_fp    TEXT    NOT NULL,
+    pass       INTEGER NOT NULL,
+    seed       INTEGER NOT NULL,
+    key        TEXT    NOT NULL,
+    status     TEXT    NOT NULL,
+    record     TEXT    NOT NULL,
+    created    REAL    NOT NULL,
+    PRIMARY KEY (judge_fp, cand_fp, pass, seed)
+);
+CREATE TABLE IF NOT EXISTS claims (
+    judge_fp   TEXT    NOT NULL,
+    cand_fp    TEXT    NOT NULL,
+    pass       INTEGER NOT NULL,
+    owner      TEXT    NOT NULL,
+    expires    REAL    NOT NULL,
+    PRIMARY KEY (judge_fp, cand_fp, pass)
+);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+STORE_VERSION = "1"
+
+
+def default_store_path() -> Path:
+    """``$ERB_STORE``, else ``$XDG_CACHE_HOME/erb/store.sqlite`` (``~/.cache/erb/...``)."""
+    env = os.environ.get("ERB_STORE")
+    if env:
+        return Path(env).expanduser()
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "erb" / "store.sqlite"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def candidate_fingerprint(candidate: Candidate) -> str:
+    """Key, instruction and image hashes: the same edit anywhere maps to the same answers."""
+    blob = "\x1f".join(
+        (candidate.key, candidate.instruction, candidate.source.sha, candidate.edited.sha)
+    )
+    return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+class PassStore:
+    """Thread-safe access to the pass store."""
+
+    def __init__(self, path: str | Path, *, owner: str | None = None) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
+        self._lock = threading.Lock()
+        try:
+            self._conn = sqlite3.connect(
+                self.path, timeout=60, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA busy_timeout=60000")
+            self._conn.executescript(SCHEMA)
+            self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('version', ?)", (STORE_VERSION,))
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"the pass store {self.path} cannot be opened ({exc}); move it aside or use --store"
+            ) from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> PassStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def get(
+        self, judge_fp: str, cand_fps: Iterable[str], *, include_failed: bool = True
+    ) -> dict[tuple[str, int], dict[str, Any]]:
+        """Stored records for these candidates: {(cand_fp, pass): record}."""
+        fps = list(cand_fps)
+        found: dict[tuple[str, int], dict[str, Any]] = {}
+        with self._lock:
+            for start in range(0, len(fps), 500):
+                chunk = fps[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                status = "" if include_failed else " AND status = 'ok'"
+                rows = self._conn.execute(
+                    f"SELECT cand_fp, pass, seed, record FROM passes WHERE judge_fp = ? AND cand_fp IN ({marks}){status}",
+                    (judge_fp, *chunk),
+                ).fetchall()
+                for cand_fp, pass_index, seed, record in rows:
+                    rec = json.loads(record)
+                    if rec.get("seed") == seed:
+                        found[(cand_fp, pass_index)] = rec
+        return found
+
+    def put(self, judge_fp: str, cand_fp: str, record: Mapping[str, Any]) -> None:
+        """Persist one pass (replacing an older answer for the same key), then release its claim."""
+        payload = json.dumps(record, sort_keys=True, allow_nan=False, default=str)
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO passes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    judge_fp,
+                    cand_fp,
+                    int(record["pass"]),
+                    int(record["seed"]),
+                    str(record["key"]),
+                    str(record["status"]),
+                    payload,
+                    time.time(),
+                ),
+            )
+            self._conn.execute(
+                "DELETE FROM claims WHERE judge_fp = ? AND cand_fp = ? AND pass = ? AND owner = ?",
+                (judge_fp, cand_fp, int(record["pass"]), self.owner),
+            )
+
+    # -- claims: two runs on one store never judge the same pass at once --------------
+
+    def claim(
+        self,
+        judge_fp: str,
+        items: Iterable[tuple[str, int]],
+        ttl: float = 3600.0,
+        *,
+        skip_stored: bool = True,
+    ) -> set[tuple[str, int]]:
+        """Claim (cand_fp, pass) items not claimed by a live run (nor stored, with ``skip_stored``)."""
+        now = time.time()
+        won: set[tuple[str, int]] = set()
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute("DELETE FROM claims WHERE expires < ?", (now,))
+                self._drop_dead_claims()
+                for cand_fp, pass_index in items:
+                    if (
+                        skip_stored
+                        and self._conn.execute(
+                            "SELECT 1 FROM passes WHERE judge_fp = ? AND cand_fp = ? AND pass = ? AND status = 'ok'",
+                            (judge_fp, cand_fp, pass_index),
+                        ).fetchone()
+                    ):
+                        continue
+                    cur = self._conn.execute(
+                        "INSERT OR IGNORE INTO claims VALUES (?, ?, ?, ?, ?)",
+                        (judge_fp, cand_fp, pass_index, self.owner, now + ttl),
+                    )
+                    if cur.rowcount == 1:
+                        won.add((cand_fp, pass_index))
+                    else:
+                        mine = self._conn.execute(
+                            "SELECT 1 FROM claims WHERE judge_fp = ? AND cand_fp = ? AND pass = ? AND owner = ?",
+                            (judge_fp, cand_fp, pass_index, self.owner),
+                        ).fetchone()
+                        if mine:
+                            won.add((cand_fp, pass_index))
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return won
+
+    def _drop_dead_claims(self) -> None:
+        """Claims of processes on this host that no longer exist (killed runs) are void."""
+        host = socket.gethostname()
+        for (owner,) in self._conn.execute("SELECT DISTINCT owner FROM claims").fetchall():
+            owner_host, _, rest = owner.partition(":")
+            pid = rest.partition(":")[0]
+            if owner_host == host and pid.isdigit() and not _alive(int(pid)):
+                self._conn.execute("DELETE FROM claims WHERE owner = ?", (owner,))
+
+    def release(self, judge_fp: str) -> None:
+        """Drop this run's remaining claims (on exit, interrupted or not)."""
+        with self._lock:
+            self._conn.execute(
+                "DELETE FROM claims WHERE judge_fp = ? AND owner = ?", (judge_fp, self.owner)
+            )
+
+    def integrity_check(self) -> list[str]:
+        """SQLite's own check plus ours: every record parses and matches its key columns."""
+        problems: list[str] = []
+        with self._lock:
+            result = [row[0] for row in self._conn.execute("PRAGMA integrity_check").fetchall()]
+            if result != ["ok"]:
+                problems += result
+            for judge_fp, cand_fp, pass_index, seed, key, status, record in self._conn.execute(
+                "SELECT judge_fp, cand_fp, pass, seed, key, status, record FROM passes"
+            ):
+                try:
+                    rec = json.loads(record)
+                except json.JSONDecodeError:
+                    problems.append(
+                        f"unreadable record {judge_fp[:12]}/{cand_fp[:12]}/{pass_index}"
+                    )
+                    continue
+                if (rec.get("pass"), rec.get("seed"), rec.get("key"), rec.get("status")) != (
+                    pass_index,
+                    seed,
+                    key,
+                    status,
+                ):
+                    problems.append(
+                        f"record {judge_fp[:12]}/{cand_fp[:12]}/{pass_index} disagrees with its key"
+                    )
+        return problems
+
+    def count(self, judge_fp: str | None = None) -> int:
+        with self._lock:
+            if judge_fp is None:
+                return int(self._conn.execute("SELECT COUNT(*) FROM passes").fetchone()[0])
+            return int(
+                self._conn.execute(
+                    "SELECT COUNT(*) FROM passes WHERE judge_fp = ?", (judge_fp,)
+                ).fetchone()[0]
+            )
