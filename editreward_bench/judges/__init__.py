@@ -89,7 +89,9 @@ def load_judge(
             )
         return judge
     assert entry.card is not None
-    card = entry.card.with_overrides(model=model, backend=backend)
+    card = entry.card.with_overrides(backend=backend)
+    if model is not None:  # a new model also replaces the name the card's server knows it by
+        card = replace(card, model=model, options={k: v for k, v in card.options.items() if k != "served_model"})
     if adapter is not None:
         card = replace(card, adapter=None if adapter.lower() == "none" else adapter)
     return build_judge(card, **overrides)

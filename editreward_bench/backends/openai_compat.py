@@ -1,0 +1,307 @@
+"""OpenAI-compatible chat completions: OpenAI, vLLM, SGLang, Gemini's endpoint.
+
+- Images go as base64 JPEG data URLs, encoded once per candidate.
+- The card's sampling parameters are sent, and nothing else (``top_k`` rides in
+  ``extra_body``, as vLLM and SGLang expect); API cards send none.
+- Avg@k asks for ``n`` samples in one request (one prefill) where the server
+  supports it, and falls back to one request per sample when it refuses.
+- 429, 5xx, timeouts and connection errors are retried with exponential backoff
+  and jitter, honouring ``Retry-After``; other errors fail the request at once.
+- Several base URLs spread requests over replicas, round robin.
+- The API key comes from an environment variable named by the card (or
+  ``--api-key-env``) and is never logged or written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import random
+from collections.abc import Sequence
+from io import BytesIO
+from typing import TYPE_CHECKING, Any
+
+from ..judges import JudgeLoadError
+from ..judges.base import Backend, GenRequest, GenResponse
+from ..judges.cards import JudgeCard
+from ..redact import redact_text, redact_url
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
+
+DEFAULT_TIMEOUT = 600.0
+RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+#: Card sampling keys and the request fields they become.
+_SAMPLING_FIELDS = {"temperature": "temperature", "top_p": "top_p", "max_tokens": "max_tokens", "max_new_tokens": "max_tokens", "seed": "seed"}
+
+
+def encode_jpeg(image: PILImage.Image) -> str:
+    """A data URL of the image as JPEG (PIL's default quality, as upstream)."""
+    buf = BytesIO()
+    image.convert("RGB").save(buf, format="JPEG")
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def build_content(images: Sequence[str], text: str, layout: str) -> list[dict[str, Any]]:
+    """Message content in the card's layout.
+
+    - ``text-first``: the upstream API path (text, then images);
+    - ``qwen2.5-vl``: ``<img1>: `` image ``<img2>: `` image, then the text, which a
+      Qwen2.5-VL chat template renders exactly as upstream's local prompt;
+    - ``images-first``: images, then text (Qwen3-VL's chat template order).
+    """
+    parts = [{"type": "image_url", "image_url": {"url": url}} for url in images]
+    text_part = {"type": "text", "text": text}
+    if layout == "text-first":
+        return [text_part, *parts]
+    if layout == "images-first" or layout == "chat-template":
+        return [*parts, text_part]
+    if layout == "qwen2.5-vl":
+        content: list[dict[str, Any]] = []
+        for i, part in enumerate(parts, start=1):
+            content += [{"type": "text", "text": f"<img{i}>: "}, part]
+        return [*content, text_part]
+    raise ValueError(f"unknown message layout {layout!r}")
+
+
+class OpenAIBackend(Backend):
+    def __init__(
+        self,
+        *,
+        model: str,
+        base_urls: Sequence[str],
+        api_key_env: str,
+        sampling: dict[str, Any],
+        layout: str,
+        supports_n: bool,
+        send_seed: bool,
+        adapter: str | None = None,
+        concurrency: int = 8,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_attempts: int = 6,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        serve_hint: str | None = None,
+    ) -> None:
+        if not base_urls:
+            raise JudgeLoadError("the openai backend needs a --base-url")
+        self.model = model
+        self.base_urls = [u.rstrip("/") for u in base_urls]
+        self.api_key_env = api_key_env
+        self.sampling = dict(sampling)
+        self.layout = layout
+        self.supports_n = supports_n
+        self.send_seed = send_seed
+        self.adapter = adapter
+        self.concurrency = max(1, concurrency)
+        self.timeout = timeout
+        self.max_attempts = max(1, max_attempts)
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.serve_hint = serve_hint
+        self.batch_size = 1
+        self._clients: dict[int, list[Any]] = {}
+        self._next = 0
+        self._limit: dict[int, asyncio.Semaphore] = {}
+
+    @classmethod
+    def from_card(cls, card: JudgeCard, **overrides: Any) -> OpenAIBackend:
+        options = card.options
+        from .serving import served_name, vllm_serve_command
+
+        base_urls = overrides.get("base_urls") or [options.get("base_url", "http://localhost:8000/v1")]
+        if not card.model:
+            raise JudgeLoadError(f"judge {card.name!r}: no model to ask for; pass --model")
+        model = served_name(card)
+        local = any(host in base_urls[0] for host in ("localhost", "127.0.0.1", "[::1]"))
+        hint = vllm_serve_command(card) if local else None
+        return cls(
+            model=model,
+            adapter=card.adapter,
+            base_urls=list(base_urls),
+            api_key_env=overrides.get("api_key_env") or options.get("api_key_env", "OPENAI_API_KEY"),
+            sampling=card.sampling,
+            layout=options.get("layout", "text-first"),
+            supports_n=bool(options.get("supports_n", False)),
+            # Local servers get the pass seed; API cards (no sampling listed) send nothing extra.
+            send_seed=bool(options.get("send_seed", bool(card.sampling))),
+            concurrency=int(overrides.get("concurrency", 8)),
+            timeout=float(overrides.get("timeout", options.get("timeout", DEFAULT_TIMEOUT))),
+            max_attempts=int(overrides.get("max_attempts", options.get("max_attempts", 6))),
+            backoff=float(overrides.get("backoff", options.get("backoff", 0.5))),
+            serve_hint=hint,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "backend": "openai",
+            "model": self.model,
+            "adapter": self.adapter,
+            "sampling": self.sampling,
+            "layout": self.layout,
+            "send_seed": self.send_seed,
+            "base_urls": [redact_url(u) for u in self.base_urls],
+            "concurrency": self.concurrency,
+            "timeout": self.timeout,
+        }
+
+    # -- clients ----------------------------------------------------------------------
+
+    def _api_key(self) -> str:
+        # Local servers (vLLM, SGLang) accept any key; the SDK insists on one.
+        return os.environ.get(self.api_key_env) or "EMPTY"
+
+    def _client_pool(self) -> list[Any]:
+        """One AsyncOpenAI client per base URL, per event loop (clients are loop-bound)."""
+        loop_id = id(asyncio.get_running_loop())
+        pool = self._clients.get(loop_id)
+        if pool is None:
+            from openai import AsyncOpenAI
+
+            self._clients = {}  # clients of finished loops cannot be reused
+            pool = [AsyncOpenAI(api_key=self._api_key(), base_url=url, max_retries=0, timeout=self.timeout) for url in self.base_urls]
+            self._clients[loop_id] = pool
+            self._limit = {loop_id: asyncio.Semaphore(self.concurrency * len(self.base_urls))}
+        return pool
+
+    def _pick(self) -> Any:
+        pool = self._client_pool()
+        client = pool[self._next % len(pool)]
+        self._next += 1
+        return client
+
+    # -- requests ---------------------------------------------------------------------
+
+    def prepare_images(self, images: Sequence[PILImage.Image]) -> tuple[str, ...]:
+        return tuple(encode_jpeg(img) for img in images)
+
+    def _body(self, request: GenRequest, n: int, seed: int) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": "user", "content": build_content(request.images, request.text, self.layout)}],
+        }
+        if n > 1:
+            body["n"] = n
+        for key, value in self.sampling.items():
+            if key in _SAMPLING_FIELDS and key != "seed":
+                body[_SAMPLING_FIELDS[key]] = value
+        if "top_k" in self.sampling:
+            body["extra_body"] = {"top_k": self.sampling["top_k"]}
+        if self.send_seed:
+            body["seed"] = seed
+        return body
+
+    async def generate(self, requests: Sequence[GenRequest]) -> list[GenResponse]:
+        return list(await asyncio.gather(*(self._one(r) for r in requests)))
+
+    async def _one(self, request: GenRequest) -> GenResponse:
+        if request.n > 1 and not self.supports_n:
+            return await self._split(request)
+        response = await self._call(self._body(request, request.n, request.seed))
+        if response.error and request.n > 1 and response.error.startswith("HTTP 400"):
+            # The server refuses n > 1: ask for the samples one by one from now on.
+            self.supports_n = False
+            return await self._split(request)
+        return response
+
+    async def _split(self, request: GenRequest) -> GenResponse:
+        parts = await asyncio.gather(*(self._call(self._body(request, 1, request.seed + j)) for j in range(request.n)))
+        errors = [p.error for p in parts if p.error]
+        if errors:
+            return GenResponse([], error=errors[0])
+        return GenResponse(
+            [p.texts[0] for p in parts],
+            prompt_tokens=_sum(p.prompt_tokens for p in parts),
+            completion_tokens=_sum(p.completion_tokens for p in parts),
+        )
+
+    async def _call(self, body: dict[str, Any]) -> GenResponse:
+        import openai
+
+        client = self._pick()
+        semaphore = next(iter(self._limit.values()))
+        last_error = "no attempt made"
+        for attempt in range(self.max_attempts):
+            retry_after: float | None = None
+            try:
+                async with semaphore:
+                    completion = await client.chat.completions.create(**body)
+                texts = [(choice.message.content or "").strip() for choice in completion.choices]
+                usage = completion.usage
+                return GenResponse(
+                    texts,
+                    prompt_tokens=usage.prompt_tokens if usage else None,
+                    completion_tokens=usage.completion_tokens if usage else None,
+                )
+            except openai.APIStatusError as exc:
+                status = exc.status_code
+                last_error = f"HTTP {status}: {_safe_message(exc)}"
+                if status not in RETRYABLE_STATUS:
+                    return GenResponse([], error=last_error)
+                retry_after = _retry_after(exc)
+            except (openai.APITimeoutError, openai.APIConnectionError) as exc:
+                last_error = f"{type(exc).__name__}: {_safe_message(exc)}"
+            except openai.OpenAIError as exc:  # malformed responses and the like
+                last_error = f"{type(exc).__name__}: {_safe_message(exc)}"
+            if attempt + 1 < self.max_attempts:
+                delay = retry_after if retry_after is not None else min(self.max_backoff, self.backoff * 2**attempt)
+                await asyncio.sleep(delay * (1 + random.random() * 0.25))  # jitter spreads retries apart
+        return GenResponse([], error=f"gave up after {self.max_attempts} attempt(s): {last_error}")
+
+    # -- pre-flight -------------------------------------------------------------------
+
+    def preflight(self) -> None:
+        asyncio.run(self._preflight())
+
+    async def _preflight(self) -> None:
+        import openai
+
+        for client, url in zip(self._client_pool(), self.base_urls, strict=True):
+            shown = redact_url(url)
+            try:
+                models = await asyncio.wait_for(client.models.list(), timeout=min(30.0, self.timeout))
+            except (openai.APIConnectionError, openai.APITimeoutError, asyncio.TimeoutError) as exc:
+                hint = f"\nStart the server, for example:\n  {self.serve_hint}" if self.serve_hint else ""
+                raise JudgeLoadError(f"nothing answers at {shown} ({type(exc).__name__}){hint}") from exc
+            except openai.AuthenticationError as exc:
+                raise JudgeLoadError(f"{shown} refused the API key from ${self.api_key_env} (HTTP 401)") from exc
+            except openai.APIStatusError as exc:
+                # Some compatible servers do not list models; the first request will tell.
+                if exc.status_code in (404, 405):
+                    continue
+                raise JudgeLoadError(f"{shown} answered HTTP {exc.status_code}: {_safe_message(exc)}") from exc
+            ids = [m.id for m in models.data]
+            if ids and self.model not in ids and f"models/{self.model}" not in ids:
+                raise JudgeLoadError(f"model {self.model!r} is not served at {shown}; it serves {ids[:10]}. Pass --model or fix the server.")
+        await self._aclose()
+
+    async def _aclose(self) -> None:
+        for pool in self._clients.values():
+            for client in pool:
+                await client.close()
+        self._clients = {}
+
+    def close(self) -> None:
+        self._clients = {}
+
+
+def _sum(values: Any) -> int | None:
+    items = [v for v in values if v is not None]
+    return sum(items) if items else None
+
+
+def _retry_after(exc: Any) -> float | None:
+    try:
+        value = exc.response.headers.get("retry-after")
+        return min(120.0, max(0.0, float(value))) if value is not None else None
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def _safe_message(exc: BaseException) -> str:
+    """An error message with secrets removed: servers sometimes echo the request."""
+    text = str(exc)
+    if len(text) > 500:
+        text = text[:500] + "..."
+    return redact_text(text)
