@@ -324,6 +324,8 @@ def evaluate(
     """Evaluate a judge on EditReward-Bench (run it with --judge, or score --predictions)."""
     if (predictions is None) == (judge is None):
         _fail("give exactly one of --predictions FILE or --judge NAME")
+    if judge is not None:
+        _check_judge_name(judge)
     bench = _load_bench(dataset, revision, split, max_image_pixels)
     try:
         bench = bench.subset(limit)
@@ -345,6 +347,16 @@ def evaluate(
         _warn(message)
     _print_paper_table(summary.metrics, summary.reference)
     _console().print(f"run folder: {summary.path}")
+
+
+def _check_judge_name(name: str) -> None:
+    """Fail on an unknown judge before loading any data."""
+    from .judges import CardError, UnknownJudgeError, resolve_card
+
+    try:
+        resolve_card(name)
+    except (UnknownJudgeError, CardError) as exc:
+        _fail(str(exc.args[0]))
 
 
 def _evaluate_predictions(

@@ -231,7 +231,9 @@ def _run(
         stored = (
             {}
             if options.fresh
-            else store.get(judge_fp, cand_fps.values(), include_failed=not options.retry_failed)
+            else store.get(
+                judge_fp, cand_fps.values(), options.seed, include_failed=not options.retry_failed
+            )
         )
         stored = {item: rec for item, rec in stored.items() if item[1] < k}
         tasks = plan_tasks(bench, k, options.seed, set(stored), cand_fps)
@@ -250,7 +252,7 @@ def _run(
             if options.fresh
             else {
                 item: rec
-                for item, rec in store.get(judge_fp, cand_fps.values()).items()
+                for item, rec in store.get(judge_fp, cand_fps.values(), options.seed).items()
                 if item[1] < k
             }
         )
@@ -336,7 +338,7 @@ def _judge_all(
         pending = tasks
         while pending:
             items = [(cand_fps[t.candidate.key], p) for t in pending for p in t.passes]
-            won = store.claim(judge_fp, items, skip_stored=not options.fresh)
+            won = store.claim(judge_fp, items, options.seed, skip_stored=not options.fresh)
             if won:
                 mine = _restrict(pending, won, cand_fps)
                 asyncio.run(
@@ -347,7 +349,7 @@ def _judge_all(
                 break
             # Another live run holds these passes: take its answers, or take over when it dies.
             time.sleep(0.5)
-            done = store.get(judge_fp, {fp for fp, _ in theirs})
+            done = store.get(judge_fp, {fp for fp, _ in theirs}, options.seed)
             for fp, p in theirs & set(done):
                 fresh_results[(key_of[fp], p)] = _from_record(done[(fp, p)])
                 progress.update(bar, advance=1)

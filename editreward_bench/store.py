@@ -45,9 +45,10 @@ CREATE TABLE IF NOT EXISTS claims (
     judge_fp   TEXT    NOT NULL,
     cand_fp    TEXT    NOT NULL,
     pass       INTEGER NOT NULL,
+    seed       INTEGER NOT NULL,
     owner      TEXT    NOT NULL,
     expires    REAL    NOT NULL,
-    PRIMARY KEY (judge_fp, cand_fp, pass)
+    PRIMARY KEY (judge_fp, cand_fp, pass, seed)
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
@@ -118,9 +119,9 @@ class PassStore:
         self.close()
 
     def get(
-        self, judge_fp: str, cand_fps: Iterable[str], *, include_failed: bool = True
+        self, judge_fp: str, cand_fps: Iterable[str], base_seed: int, *, include_failed: bool = True
     ) -> dict[tuple[str, int], dict[str, Any]]:
-        """Stored records for these candidates: {(cand_fp, pass): record}."""
+        """Stored records whose pass p has seed ``base_seed + p``: {(cand_fp, p): record}."""
         fps = list(cand_fps)
         found: dict[tuple[str, int], dict[str, Any]] = {}
         with self._lock:
@@ -129,13 +130,12 @@ class PassStore:
                 marks = ",".join("?" * len(chunk))
                 status = "" if include_failed else " AND status = 'ok'"
                 rows = self._conn.execute(
-                    f"SELECT cand_fp, pass, seed, record FROM passes WHERE judge_fp = ? AND cand_fp IN ({marks}){status}",
-                    (judge_fp, *chunk),
+                    f"SELECT cand_fp, pass, record FROM passes WHERE judge_fp = ? AND seed = ? + pass"
+                    f" AND cand_fp IN ({marks}){status}",
+                    (judge_fp, base_seed, *chunk),
                 ).fetchall()
-                for cand_fp, pass_index, seed, record in rows:
-                    rec = json.loads(record)
-                    if rec.get("seed") == seed:
-                        found[(cand_fp, pass_index)] = rec
+                for cand_fp, pass_index, record in rows:
+                    found[(cand_fp, pass_index)] = json.loads(record)
         return found
 
     def put(self, judge_fp: str, cand_fp: str, record: Mapping[str, Any]) -> None:
@@ -156,8 +156,8 @@ class PassStore:
                 ),
             )
             self._conn.execute(
-                "DELETE FROM claims WHERE judge_fp = ? AND cand_fp = ? AND pass = ? AND owner = ?",
-                (judge_fp, cand_fp, int(record["pass"]), self.owner),
+                "DELETE FROM claims WHERE judge_fp = ? AND cand_fp = ? AND pass = ? AND seed = ? AND owner = ?",
+                (judge_fp, cand_fp, int(record["pass"]), int(record["seed"]), self.owner),
             )
 
     # -- claims: two runs on one store never judge the same pass at once --------------
@@ -166,6 +166,7 @@ class PassStore:
         self,
         judge_fp: str,
         items: Iterable[tuple[str, int]],
+        base_seed: int,
         ttl: float = 3600.0,
         *,
         skip_stored: bool = True,
@@ -179,24 +180,27 @@ class PassStore:
                 self._conn.execute("DELETE FROM claims WHERE expires < ?", (now,))
                 self._drop_dead_claims()
                 for cand_fp, pass_index in items:
+                    seed = base_seed + pass_index
                     if (
                         skip_stored
                         and self._conn.execute(
-                            "SELECT 1 FROM passes WHERE judge_fp = ? AND cand_fp = ? AND pass = ? AND status = 'ok'",
-                            (judge_fp, cand_fp, pass_index),
+                            "SELECT 1 FROM passes WHERE judge_fp = ? AND cand_fp = ? AND pass = ?"
+                            " AND seed = ? AND status = 'ok'",
+                            (judge_fp, cand_fp, pass_index, seed),
                         ).fetchone()
                     ):
                         continue
                     cur = self._conn.execute(
-                        "INSERT OR IGNORE INTO claims VALUES (?, ?, ?, ?, ?)",
-                        (judge_fp, cand_fp, pass_index, self.owner, now + ttl),
+                        "INSERT OR IGNORE INTO claims VALUES (?, ?, ?, ?, ?, ?)",
+                        (judge_fp, cand_fp, pass_index, seed, self.owner, now + ttl),
                     )
                     if cur.rowcount == 1:
                         won.add((cand_fp, pass_index))
                     else:
                         mine = self._conn.execute(
-                            "SELECT 1 FROM claims WHERE judge_fp = ? AND cand_fp = ? AND pass = ? AND owner = ?",
-                            (judge_fp, cand_fp, pass_index, self.owner),
+                            "SELECT 1 FROM claims WHERE judge_fp = ? AND cand_fp = ? AND pass = ?"
+                            " AND seed = ? AND owner = ?",
+                            (judge_fp, cand_fp, pass_index, seed, self.owner),
                         ).fetchone()
                         if mine:
                             won.add((cand_fp, pass_index))

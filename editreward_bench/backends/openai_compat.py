@@ -33,7 +33,13 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT = 600.0
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 #: Card sampling keys and the request fields they become.
-_SAMPLING_FIELDS = {"temperature": "temperature", "top_p": "top_p", "max_tokens": "max_tokens", "max_new_tokens": "max_tokens", "seed": "seed"}
+_SAMPLING_FIELDS = {
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "max_tokens": "max_tokens",
+    "max_new_tokens": "max_tokens",
+    "seed": "seed",
+}
 
 
 def encode_jpeg(image: PILImage.Image) -> str:
@@ -110,7 +116,9 @@ class OpenAIBackend(Backend):
         options = card.options
         from .serving import served_name, vllm_serve_command
 
-        base_urls = overrides.get("base_urls") or [options.get("base_url", "http://localhost:8000/v1")]
+        base_urls = overrides.get("base_urls") or [
+            options.get("base_url", "http://localhost:8000/v1")
+        ]
         if not card.model:
             raise JudgeLoadError(f"judge {card.name!r}: no model to ask for; pass --model")
         model = served_name(card)
@@ -120,7 +128,8 @@ class OpenAIBackend(Backend):
             model=model,
             adapter=card.adapter,
             base_urls=list(base_urls),
-            api_key_env=overrides.get("api_key_env") or options.get("api_key_env", "OPENAI_API_KEY"),
+            api_key_env=overrides.get("api_key_env")
+            or options.get("api_key_env", "OPENAI_API_KEY"),
             sampling=card.sampling,
             layout=options.get("layout", "text-first"),
             supports_n=bool(options.get("supports_n", False)),
@@ -160,7 +169,12 @@ class OpenAIBackend(Backend):
             from openai import AsyncOpenAI
 
             self._clients = {}  # clients of finished loops cannot be reused
-            pool = [AsyncOpenAI(api_key=self._api_key(), base_url=url, max_retries=0, timeout=self.timeout) for url in self.base_urls]
+            pool = [
+                AsyncOpenAI(
+                    api_key=self._api_key(), base_url=url, max_retries=0, timeout=self.timeout
+                )
+                for url in self.base_urls
+            ]
             self._clients[loop_id] = pool
             self._limit = {loop_id: asyncio.Semaphore(self.concurrency * len(self.base_urls))}
         return pool
@@ -179,7 +193,12 @@ class OpenAIBackend(Backend):
     def _body(self, request: GenRequest, n: int, seed: int) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": [{"role": "user", "content": build_content(request.images, request.text, self.layout)}],
+            "messages": [
+                {
+                    "role": "user",
+                    "content": build_content(request.images, request.text, self.layout),
+                }
+            ],
         }
         if n > 1:
             body["n"] = n
@@ -206,7 +225,9 @@ class OpenAIBackend(Backend):
         return response
 
     async def _split(self, request: GenRequest) -> GenResponse:
-        parts = await asyncio.gather(*(self._call(self._body(request, 1, request.seed + j)) for j in range(request.n)))
+        parts = await asyncio.gather(
+            *(self._call(self._body(request, 1, request.seed + j)) for j in range(request.n))
+        )
         errors = [p.error for p in parts if p.error]
         if errors:
             return GenResponse([], error=errors[0])
@@ -245,8 +266,14 @@ class OpenAIBackend(Backend):
             except openai.OpenAIError as exc:  # malformed responses and the like
                 last_error = f"{type(exc).__name__}: {_safe_message(exc)}"
             if attempt + 1 < self.max_attempts:
-                delay = retry_after if retry_after is not None else min(self.max_backoff, self.backoff * 2**attempt)
-                await asyncio.sleep(delay * (1 + random.random() * 0.25))  # jitter spreads retries apart
+                delay = (
+                    retry_after
+                    if retry_after is not None
+                    else min(self.max_backoff, self.backoff * 2**attempt)
+                )
+                await asyncio.sleep(
+                    delay * (1 + random.random() * 0.25)
+                )  # jitter spreads retries apart
         return GenResponse([], error=f"gave up after {self.max_attempts} attempt(s): {last_error}")
 
     # -- pre-flight -------------------------------------------------------------------
@@ -260,20 +287,34 @@ class OpenAIBackend(Backend):
         for client, url in zip(self._client_pool(), self.base_urls, strict=True):
             shown = redact_url(url)
             try:
-                models = await asyncio.wait_for(client.models.list(), timeout=min(30.0, self.timeout))
+                models = await asyncio.wait_for(
+                    client.models.list(), timeout=min(30.0, self.timeout)
+                )
             except (openai.APIConnectionError, openai.APITimeoutError, asyncio.TimeoutError) as exc:
-                hint = f"\nStart the server, for example:\n  {self.serve_hint}" if self.serve_hint else ""
-                raise JudgeLoadError(f"nothing answers at {shown} ({type(exc).__name__}){hint}") from exc
+                hint = (
+                    f"\nStart the server, for example:\n  {self.serve_hint}"
+                    if self.serve_hint
+                    else ""
+                )
+                raise JudgeLoadError(
+                    f"nothing answers at {shown} ({type(exc).__name__}){hint}"
+                ) from exc
             except openai.AuthenticationError as exc:
-                raise JudgeLoadError(f"{shown} refused the API key from ${self.api_key_env} (HTTP 401)") from exc
+                raise JudgeLoadError(
+                    f"{shown} refused the API key from ${self.api_key_env} (HTTP 401)"
+                ) from exc
             except openai.APIStatusError as exc:
                 # Some compatible servers do not list models; the first request will tell.
                 if exc.status_code in (404, 405):
                     continue
-                raise JudgeLoadError(f"{shown} answered HTTP {exc.status_code}: {_safe_message(exc)}") from exc
+                raise JudgeLoadError(
+                    f"{shown} answered HTTP {exc.status_code}: {_safe_message(exc)}"
+                ) from exc
             ids = [m.id for m in models.data]
             if ids and self.model not in ids and f"models/{self.model}" not in ids:
-                raise JudgeLoadError(f"model {self.model!r} is not served at {shown}; it serves {ids[:10]}. Pass --model or fix the server.")
+                raise JudgeLoadError(
+                    f"model {self.model!r} is not served at {shown}; it serves {ids[:10]}. Pass --model or fix the server."
+                )
         await self._aclose()
 
     async def _aclose(self) -> None:

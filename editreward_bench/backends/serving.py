@@ -45,7 +45,13 @@ def vllm_serve_command(card: JudgeCard, tp: int | None = None, port: int = 8000)
     args = ["vllm", "serve", str(card.model), "--tensor-parallel-size", str(tp)]
     if card.adapter:
         rank = _lora_rank(card.adapter) or DEFAULT_MAX_LORA_RANK
-        args += ["--enable-lora", "--lora-modules", f"{served_name(card)}={card.adapter}", "--max-lora-rank", str(rank)]
+        args += [
+            "--enable-lora",
+            "--lora-modules",
+            f"{served_name(card)}={card.adapter}",
+            "--max-lora-rank",
+            str(rank),
+        ]
     else:
         args += ["--served-model-name", served_name(card)]
     args += [

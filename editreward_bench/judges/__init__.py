@@ -80,18 +80,30 @@ def load_judge(
     """
     entry = resolve_card(name)
     if entry.factory is not None:
-        judge = entry.factory(model=model, adapter=adapter, backend=backend, **overrides)
+        try:
+            judge = entry.factory(model=model, adapter=adapter, backend=backend, **overrides)
+        except Exception as exc:  # third-party code: report, do not crash
+            raise JudgeLoadError(
+                f"plugin judge {name!r} ({entry.source}) failed to build: {type(exc).__name__}: {exc}"
+            ) from exc
         if not isinstance(judge, Judge):
-            raise TypeError(f"plugin judge {name!r} returned {type(judge).__name__}, not a Judge")
+            raise JudgeLoadError(
+                f"plugin judge {name!r} ({entry.source}) returned {type(judge).__name__}, not a Judge"
+            )
         if getattr(judge, "interface_version", None) != INTERFACE_VERSION:
-            raise TypeError(
-                f"plugin judge {name!r} speaks interface version {getattr(judge, 'interface_version', None)!r}, erb speaks {INTERFACE_VERSION}"
+            raise JudgeLoadError(
+                f"plugin judge {name!r} ({entry.source}) speaks interface version "
+                f"{getattr(judge, 'interface_version', None)!r}; erb speaks {INTERFACE_VERSION}"
             )
         return judge
     assert entry.card is not None
     card = entry.card.with_overrides(backend=backend)
     if model is not None:  # a new model also replaces the name the card's server knows it by
-        card = replace(card, model=model, options={k: v for k, v in card.options.items() if k != "served_model"})
+        card = replace(
+            card,
+            model=model,
+            options={k: v for k, v in card.options.items() if k != "served_model"},
+        )
     if adapter is not None:
         card = replace(card, adapter=None if adapter.lower() == "none" else adapter)
     return build_judge(card, **overrides)

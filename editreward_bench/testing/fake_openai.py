@@ -85,7 +85,9 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
         body = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -98,7 +100,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path.rstrip("/").endswith("/models"):
             fake = self.server.fake
-            self._send(200, {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "erb"} for m in fake.models]})
+            self._send(
+                200,
+                {
+                    "object": "list",
+                    "data": [{"id": m, "object": "model", "owned_by": "erb"} for m in fake.models],
+                },
+            )
         else:
             self._send(404, {"error": {"message": f"no route {self.path}"}})
 
@@ -131,11 +139,23 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(500, {"error": {"message": "injected server error", "type": "server_error"}})
             return
         if fault == "429":
-            self._send(429, {"error": {"message": "rate limited", "type": "rate_limit"}}, {"Retry-After": str(fake.faults.retry_after)})
+            self._send(
+                429,
+                {"error": {"message": "rate limited", "type": "rate_limit"}},
+                {"Retry-After": str(fake.faults.retry_after)},
+            )
             return
         if fault == "echo400":
             echoed = {k: v for k, v in self.headers.items()}
-            self._send(400, {"error": {"message": f"bad request; headers were {echoed}", "type": "invalid_request_error"}})
+            self._send(
+                400,
+                {
+                    "error": {
+                        "message": f"bad request; headers were {echoed}",
+                        "type": "invalid_request_error",
+                    }
+                },
+            )
             return
         model = body.get("model")
         if fake.models and model not in fake.models:
@@ -148,9 +168,17 @@ class _Handler(BaseHTTPRequestHandler):
         choices = []
         completion_tokens = 0
         for j in range(n):
-            text = "I'm sorry, I can't help with that." if fault == "garbage" else fake.answer(body, j)
+            text = (
+                "I'm sorry, I can't help with that." if fault == "garbage" else fake.answer(body, j)
+            )
             completion_tokens += max(1, len(text) // 4)
-            choices.append({"index": j, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"})
+            choices.append(
+                {
+                    "index": j,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                }
+            )
         prompt_tokens = entry["text_chars"] // 4 + 256 * entry["images"]
         self._send(
             200,
@@ -160,7 +188,11 @@ class _Handler(BaseHTTPRequestHandler):
                 "created": int(time.time()),
                 "model": model,
                 "choices": choices,
-                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens},
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
             },
         )
 
@@ -214,11 +246,13 @@ class FakeOpenAIServer:
 
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        port = self._httpd.server_address[1]
+        return f"http://127.0.0.1:{port}/v1"
 
     def start(self) -> FakeOpenAIServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-openai", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name="fake-openai", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -239,7 +273,14 @@ class FakeOpenAIServer:
         with self._rng_lock:
             self._counter += 1
             x = self._rng.random()
-        for name, p in (("500", f.http_500), ("429", f.http_429), ("garbage", f.garbage), ("hang", f.hang), ("drop", f.drop), ("echo400", f.echo_400)):
+        for name, p in (
+            ("500", f.http_500),
+            ("429", f.http_429),
+            ("garbage", f.garbage),
+            ("hang", f.hang),
+            ("drop", f.drop),
+            ("echo400", f.echo_400),
+        ):
             if x < p:
                 return name
             x -= p
@@ -247,7 +288,9 @@ class FakeOpenAIServer:
 
     def describe_request(self, body: dict[str, Any], fault: str | None) -> dict[str, Any]:
         text, images = _parts(body)
-        digest = hashlib.sha256(text.encode() + b"".join(hashlib.sha256(u.encode()).digest() for u in images)).hexdigest()
+        digest = hashlib.sha256(
+            text.encode() + b"".join(hashlib.sha256(u.encode()).digest() for u in images)
+        ).hexdigest()
         with self._rng_lock:
             number = self._counter
         return {
@@ -259,7 +302,9 @@ class FakeOpenAIServer:
             "model": body.get("model"),
             "images": len(images),
             "text_chars": len(text),
-            "sampling": {k: body.get(k) for k in ("temperature", "top_p", "top_k", "max_tokens") if k in body},
+            "sampling": {
+                k: body.get(k) for k in ("temperature", "top_p", "top_k", "max_tokens") if k in body
+            },
             "keys": sorted(body),
             "fault": fault,
         }
@@ -267,10 +312,14 @@ class FakeOpenAIServer:
     def answer(self, body: dict[str, Any], choice: int) -> str:
         text, images = _parts(body)
         seed = body.get("seed")
-        noise_rng = random.Random(f"{seed}/{choice}/{hashlib.sha256(text.encode()).hexdigest()[:8]}/{len(images)}")
+        noise_rng = random.Random(
+            f"{seed}/{choice}/{hashlib.sha256(text.encode()).hexdigest()[:8]}/{len(images)}"
+        )
         if self.mode == "hash" or not images:
-            h = hashlib.sha256(f"{text}{images[-1][-64:] if images else ''}{seed}{choice}".encode()).digest()
-            a, b = h[0] % 26, h[1] % 26
+            h = hashlib.sha256(
+                f"{text}{images[-1][-64:] if images else ''}{seed}{choice}".encode()
+            ).digest()
+            a, b = float(h[0] % 26), float(h[1] % 26)
         else:
             from ..judges.baselines import image_diff_scores
 
@@ -282,7 +331,9 @@ class FakeOpenAIServer:
                 a = b = image_diff_scores(edited, edited)["perceptual_quality"] * 2.5
             a = min(25, max(0, round(a + noise_rng.choice((-1, 0, 0, 1)))))
             b = min(25, max(0, round(b + noise_rng.choice((-1, 0, 0, 1)))))
-        return json.dumps({"reasoning": "The edit was compared with the instruction.", "score": [a, b]})
+        return json.dumps(
+            {"reasoning": "The edit was compared with the instruction.", "score": [a, b]}
+        )
 
 
 def main() -> None:
@@ -292,7 +343,9 @@ def main() -> None:
     parser.add_argument("--mode", choices=("vision", "hash"), default="vision")
     parser.add_argument("--model", action="append", dest="models")
     args = parser.parse_args()
-    server = FakeOpenAIServer(models=args.models or ["fake-judge"], latency=args.latency, mode=args.mode, port=args.port)
+    server = FakeOpenAIServer(
+        models=args.models or ["fake-judge"], latency=args.latency, mode=args.mode, port=args.port
+    )
     print(server.url, flush=True)
     server._httpd.serve_forever()
 

@@ -1,0 +1,1 @@
+raise ImportError("this plugin module is broken on purpose")
