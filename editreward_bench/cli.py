@@ -314,6 +314,22 @@ def evaluate(
     retry_failed: Annotated[
         bool, typer.Option(help="Judge again the passes stored as failed.")
     ] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option(min=0.1, help="OpenAI backend: seconds before a request is abandoned."),
+    ] = None,
+    dtype: Annotated[
+        str | None, typer.Option(help="Local backend: auto | bfloat16 | float16 | float32.")
+    ] = None,
+    device_map: Annotated[
+        str | None, typer.Option(help="Local backend: e.g. auto, cpu, cuda:0.")
+    ] = None,
+    min_pixels: Annotated[
+        int | None, typer.Option(min=1, help="Local backend: image resize floor.")
+    ] = None,
+    max_pixels: Annotated[
+        int | None, typer.Option(min=1, help="Local backend: image resize cap.")
+    ] = None,
     max_image_pixels: Annotated[
         int | None, typer.Option(min=1, help="Refuse images larger than this many pixels.")
     ] = None,
@@ -341,12 +357,30 @@ def evaluate(
             k=k, seed=seed, concurrency=concurrency, store=store, fresh=fresh, model=model, adapter=adapter,
             backend=backend, base_urls=list(base_url or []), api_key_env=api_key_env, batch_size=batch_size,
             max_retries=max_retries, n_bootstrap=bootstrap, retry_failed=retry_failed,
+            backend_options=_backend_options(timeout, dtype, device_map, min_pixels, max_pixels),
         )  # fmt: skip
         summary = _evaluate_judge(bench, judge, options, out, name)
     for message in summary.warnings:
         _warn(message)
     _print_paper_table(summary.metrics, summary.reference)
     _console().print(f"run folder: {summary.path}")
+
+
+def _backend_options(
+    timeout: float | None,
+    dtype: str | None,
+    device_map: str | None,
+    min_pixels: int | None,
+    max_pixels: int | None,
+) -> dict[str, Any]:
+    given = {
+        "timeout": timeout,
+        "dtype": dtype,
+        "device_map": device_map,
+        "min_pixels": min_pixels,
+        "max_pixels": max_pixels,
+    }
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def _check_judge_name(name: str) -> None:
@@ -553,6 +587,28 @@ def score_cmd(
                 console.print(f"pass {rec['pass']} failed: {rec['error']}", markup=False)
     if result["passes_ok"] == 0:
         raise typer.Exit(1)
+
+
+@app.command("serve-command")
+def serve_command(
+    judge: Annotated[str, typer.Argument(help="Judge card name or path.")],
+    tp: Annotated[
+        int | None, typer.Option("--tp", min=1, help="Tensor-parallel size (GPUs per replica).")
+    ] = None,
+    port: Annotated[int, typer.Option(help="Port the server listens on.")] = 8000,
+) -> None:
+    """Print the `vllm serve` command that serves a judge for `--base-url`."""
+    from .backends.serving import vllm_serve_command
+    from .judges import CardError, UnknownJudgeError, resolve_card
+
+    try:
+        entry = resolve_card(judge)
+    except (UnknownJudgeError, CardError) as exc:
+        _fail(str(exc.args[0]))
+    if entry.card is None or entry.card.protocol != "editscore" or not entry.card.model:
+        _fail(f"judge {judge!r} is not a model judge that vLLM can serve")
+    assert entry.card is not None
+    print(vllm_serve_command(entry.card, tp=tp, port=port))
 
 
 def main() -> None:

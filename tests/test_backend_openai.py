@@ -1,0 +1,204 @@
+"""The OpenAI-compatible backend against a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from editreward_bench.cli import app
+from editreward_bench.judges import JudgeLoadError, load_judge
+from editreward_bench.runner import RunError, RunOptions, run_evaluation
+from editreward_bench.testing.fake_openai import Faults, FakeOpenAIServer
+
+runner = CliRunner()
+SECRET = "sk-test-0123456789abcdefSECRET"
+
+
+def evaluate(bench, judge: str, urls: list[str], tmp_path: Path, **kw):
+    options = RunOptions(
+        base_urls=urls, store=tmp_path / "store.sqlite", progress=False, n_bootstrap=50, **kw
+    )
+    return run_evaluation(bench, judge, options, out=tmp_path / "run")
+
+
+def test_api_cards_send_only_model_messages_and_n_text_first(mini, tmp_path: Path) -> None:
+    with FakeOpenAIServer(models=["gpt-4.1"]) as srv:
+        summary = evaluate(mini.subset(3), "gpt-4.1", [srv.url], tmp_path, k=2)
+        entries = srv.log.snapshot()
+    assert {tuple(e["keys"]) for e in entries} == {("messages", "model", "n")}
+    assert all(e["n"] == 2 and e["seed"] is None for e in entries)
+    assert summary.metrics["failures"] == 0
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["tokens"]["prompt"] > 0 and manifest["tokens"]["completion"] > 0
+    expected = (
+        manifest["tokens"]["prompt"] / 1e6 * 2.0 + manifest["tokens"]["completion"] / 1e6 * 8.0
+    )
+    assert manifest["cost_usd"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_message_layouts() -> None:
+    from editreward_bench.backends.openai_compat import build_content
+
+    text_first = build_content(["data:a", "data:b"], "PROMPT", "text-first")
+    assert [p["type"] for p in text_first] == ["text", "image_url", "image_url"]
+    qwen = build_content(["data:a", "data:b"], "PROMPT", "qwen2.5-vl")
+    assert [p.get("text") for p in qwen] == ["<img1>: ", None, "<img2>: ", None, "PROMPT"]
+    assert [p["type"] for p in build_content(["data:a"], "P", "images-first")] == [
+        "image_url",
+        "text",
+    ]
+
+
+def test_vllm_cards_send_the_sampling_parameters_and_seeds(mini, tmp_path: Path) -> None:
+    with FakeOpenAIServer(models=["editscore-72b"]) as srv:
+        evaluate(mini.subset(2), "editscore-72b", [srv.url], tmp_path, k=1)
+        entries = srv.log.snapshot()
+    for e in entries:
+        assert e["sampling"] == {"temperature": 0.7, "top_p": 0.9, "top_k": 20, "max_tokens": 512}
+        assert e["seed"] == 42 and e["model"] == "editscore-72b"
+
+
+def test_servers_refusing_n_get_one_request_per_pass(mini, tmp_path: Path) -> None:
+    with FakeOpenAIServer(models=["editscore-72b"], allow_n=False) as srv:
+        summary = evaluate(mini.subset(2), "editscore-72b", [srv.url], tmp_path, k=3)
+        entries = [e for e in srv.log.snapshot() if e["n"] == 1]
+    assert summary.metrics["failures"] == 0
+    n_candidates = len(mini.subset(2).candidates)
+    assert len(entries) == 2 * 3 * n_candidates
+    assert sorted({e["seed"] for e in entries}) == [42, 43, 44]
+
+
+def test_transient_faults_are_retried_with_retry_after(mini, tmp_path: Path) -> None:
+    faults = Faults(http_500=0.2, http_429=0.2, retry_after=0.2, seed=3)
+    with FakeOpenAIServer(models=["editscore-72b"], faults=faults) as srv:
+        t0 = time.monotonic()
+        summary = evaluate(
+            mini.subset(6),
+            "editscore-72b",
+            [srv.url],
+            tmp_path,
+            k=1,
+            backend_options={"backoff": 0.01},
+        )
+        elapsed = time.monotonic() - t0
+        entries = srv.log.snapshot()
+    assert summary.metrics["failures"] == 0
+    assert any(e["fault"] == "429" for e in entries) and any(e["fault"] == "500" for e in entries)
+    assert elapsed >= 0.2  # at least one Retry-After was waited out
+
+
+def test_hung_and_dropped_connections_time_out_and_retry(mini, tmp_path: Path) -> None:
+    faults = Faults(hang=0.15, hang_seconds=5, drop=0.15, seed=1)
+    with FakeOpenAIServer(models=["editscore-72b"], faults=faults) as srv:
+        summary = evaluate(
+            mini.subset(4),
+            "editscore-72b",
+            [srv.url],
+            tmp_path,
+            k=1,
+            backend_options={"timeout": 1.0, "backoff": 0.01},
+        )
+        faults_seen = {e["fault"] for e in srv.log.snapshot()}
+    assert {"hang", "drop"} <= faults_seen
+    assert summary.metrics["failures"] == 0
+
+
+def test_persistent_errors_fail_the_pass_with_a_reason_and_are_not_stored(
+    mini, tmp_path: Path
+) -> None:
+    with FakeOpenAIServer(models=["editscore-72b"], faults=Faults(http_500=1.0)) as srv:
+        summary = evaluate(
+            mini.subset(1),
+            "editscore-72b",
+            [srv.url],
+            tmp_path,
+            k=1,
+            backend_options={"backoff": 0.001, "max_attempts": 2},
+        )
+    assert summary.metrics["failures"] == len(mini.subset(1).candidates)
+    import pyarrow.parquet as pq
+
+    errors = {r["error"] for r in pq.read_table(tmp_path / "run" / "records.parquet").to_pylist()}
+    assert all("HTTP 500" in e and "gave up after 2" in e for e in errors)
+    from editreward_bench.store import PassStore
+
+    with PassStore(tmp_path / "store.sqlite") as store:
+        assert store.count() == 0  # a rerun will try again
+
+
+def test_replicas_share_the_work(mini, tmp_path: Path) -> None:
+    with (
+        FakeOpenAIServer(models=["editscore-72b"]) as a,
+        FakeOpenAIServer(models=["editscore-72b"]) as b,
+    ):
+        evaluate(mini.subset(6), "editscore-72b", [a.url, b.url], tmp_path, k=1)
+        na, nb = len(a.log.snapshot()), len(b.log.snapshot())
+    assert na > 0 and nb > 0 and abs(na - nb) <= 2
+
+
+def test_preflight_errors_are_clear(mini, tmp_path: Path) -> None:
+    with pytest.raises(
+        RunError,
+        match=r"nothing answers at http://127\.0\.0\.1:9/v1[\s\S]*vllm serve Qwen/Qwen2\.5-VL-72B-Instruct --tensor-parallel-size 4 --enable-lora --lora-modules editscore-72b=EditScore/EditScore-72B",
+    ):
+        evaluate(mini.subset(1), "editscore-72b", ["http://127.0.0.1:9/v1"], tmp_path)
+    with (
+        FakeOpenAIServer(models=["something-else"]) as srv,
+        pytest.raises(RunError, match=r"'editscore-72b' is not served.*something-else"),
+    ):
+        evaluate(mini.subset(1), "editscore-72b", [srv.url], tmp_path)
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--judge",
+            "editscore-72b",
+            "--dataset",
+            "mini",
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+            "--store",
+            str(tmp_path / "s"),
+        ],
+    )
+    assert (
+        result.exit_code == 2 and "vllm serve" in result.output and "Traceback" not in result.output
+    )
+
+
+def test_serve_command_prints_the_vllm_command() -> None:
+    result = runner.invoke(app, ["serve-command", "editscore-72b", "--tp", "8"])
+    assert result.exit_code == 0
+    assert result.output.startswith(
+        "vllm serve Qwen/Qwen2.5-VL-72B-Instruct --tensor-parallel-size 8 --enable-lora"
+    )
+    assert "--limit-mm-per-prompt '{\"image\":2}'" in result.output
+
+
+def test_api_key_comes_from_the_environment_and_is_never_written(
+    mini, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MY_JUDGE_KEY", SECRET)
+    faults = Faults(echo_400=0.5, seed=2)
+    with FakeOpenAIServer(models=["gpt-4.1"], faults=faults) as srv:
+        result = runner.invoke(
+            app,
+            ["evaluate", "--judge", "gpt-4.1", "--dataset", "mini", "--limit", "6", "--base-url", srv.url,
+             "--api-key-env", "MY_JUDGE_KEY", "--store", str(tmp_path / "store.sqlite"), "--out", str(tmp_path / "run"),
+             "--bootstrap", "20"],
+        )  # fmt: skip
+        assert any(e["fault"] == "echo400" for e in srv.log.snapshot())
+    assert result.exit_code == 0, result.output
+    assert SECRET not in result.output
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_missing_extra_or_unknown_backend_is_explained() -> None:
+    with pytest.raises(JudgeLoadError, match="needs a model backend"):
+        load_judge("editscore-7b", backend="none")
