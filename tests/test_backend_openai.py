@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from editreward_bench.cli import app
 from editreward_bench.judges import JudgeLoadError, load_judge
 from editreward_bench.runner import RunError, RunOptions, run_evaluation
-from editreward_bench.testing.fake_openai import Faults, FakeOpenAIServer
+from editreward_bench.testing.fake_openai import FakeOpenAIServer, Faults
 
 runner = CliRunner()
 SECRET = "sk-test-0123456789abcdefSECRET"
