@@ -122,8 +122,11 @@ class _ImageReader:
                 f"over the limit of {self.max_pixels} (raise it with --max-image-pixels)"
             )
         try:
-            with Image.open(io.BytesIO(self.read(ref))) as opened:
-                return ImageOps.exif_transpose(opened).convert("RGB")
+            img = Image.open(io.BytesIO(self.read(ref)))
+            img.load()
+            ImageOps.exif_transpose(img, in_place=True)
+            # convert() copies even when the mode already matches; skip it then.
+            return img if img.mode == "RGB" else img.convert("RGB")
         except (OSError, ValueError, SyntaxError) as exc:
             raise CandidateImageError(
                 f"candidate {key!r}: {ref.column} cannot be decoded ({exc})"

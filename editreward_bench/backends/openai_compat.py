@@ -1,8 +1,8 @@
 """OpenAI-compatible chat completions: OpenAI, vLLM, SGLang, Gemini's endpoint.
 
 - Images go as base64 JPEG data URLs, encoded once per candidate.
-- The card's sampling parameters are sent, and nothing else (``top_k`` rides in
-  ``extra_body``, as vLLM and SGLang expect); API cards send none.
+- The card's sampling parameters are sent, and nothing else (``top_k`` goes in
+  the request body, as vLLM and SGLang expect); API cards send none.
 - Avg@k asks for ``n`` samples in one request (one prefill) where the server
   supports it, and falls back to one request per sample when it refuses.
 - 429, 5xx, timeouts and connection errors are retried with exponential backoff
@@ -205,8 +205,8 @@ class OpenAIBackend(Backend):
         for key, value in self.sampling.items():
             if key in _SAMPLING_FIELDS and key != "seed":
                 body[_SAMPLING_FIELDS[key]] = value
-        if "top_k" in self.sampling:
-            body["extra_body"] = {"top_k": self.sampling["top_k"]}
+        if "top_k" in self.sampling:  # not an OpenAI parameter; vLLM and SGLang take it in the body
+            body["top_k"] = self.sampling["top_k"]
         if self.send_seed:
             body["seed"] = seed
         return body
@@ -239,6 +239,7 @@ class OpenAIBackend(Backend):
 
     async def _call(self, body: dict[str, Any]) -> GenResponse:
         import openai
+        from openai.types.chat import ChatCompletion
 
         client = self._pick()
         semaphore = next(iter(self._limit.values()))
@@ -247,7 +248,9 @@ class OpenAIBackend(Backend):
             retry_after: float | None = None
             try:
                 async with semaphore:
-                    completion = await client.chat.completions.create(**body)
+                    # The client's low-level post sends the body as built: the typed
+                    # create() re-walks every message part, ~2.5 ms per request here.
+                    completion = await client.post("/chat/completions", body=body, cast_to=ChatCompletion)
                 texts = [(choice.message.content or "").strip() for choice in completion.choices]
                 usage = completion.usage
                 return GenResponse(

@@ -98,7 +98,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self) -> None:
-        if self.path.rstrip("/").endswith("/models"):
+        if self.path.rstrip("/").endswith("/stats"):
+            entries = self.server.fake.log.snapshot()
+            self._send(200, {"requests": len(entries), "samples": sum(e["n"] for e in entries)})
+        elif self.path.rstrip("/").endswith("/models"):
             fake = self.server.fake
             self._send(
                 200,
@@ -342,9 +345,14 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--mode", choices=("vision", "hash"), default="vision")
     parser.add_argument("--model", action="append", dest="models")
+    parser.add_argument("--no-n", action="store_true", help="Refuse n > 1 (HTTP 400).")
     args = parser.parse_args()
     server = FakeOpenAIServer(
-        models=args.models or ["fake-judge"], latency=args.latency, mode=args.mode, port=args.port
+        models=args.models or ["fake-judge"],
+        latency=args.latency,
+        mode=args.mode,
+        port=args.port,
+        allow_n=not args.no_n,
     )
     print(server.url, flush=True)
     server._httpd.serve_forever()
