@@ -19,17 +19,20 @@ import asyncio
 import hashlib
 import json
 import math
+import os
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from io import BytesIO
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
 
 INTERFACE_VERSION = 1
+T = TypeVar("T")
 Status = Literal["ok", "failed"]
 
 
@@ -159,7 +162,7 @@ class Judge(ABC):
             raise NotImplementedError(
                 f"{type(self).__name__} implements neither judge() nor ajudge()"
             )
-        return await asyncio.to_thread(self.judge, tasks)
+        return await in_worker(self.judge, tasks)
 
     @property
     def is_async(self) -> bool:
@@ -193,6 +196,27 @@ class Judge(ABC):
             summary[name] = sum(values) / len(values) if values else None
         summary["passes"] = [r.to_record() for r in results]
         return summary
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _worker_pool() -> ThreadPoolExecutor:
+    """Threads for synchronous judges and image work.
+
+    Not the event loop's default executor, which ``asyncio.run`` joins on exit:
+    after Ctrl-C the run must stop at once, not wait for a model call to finish.
+    """
+    global _POOL
+    if _POOL is None:
+        workers = max(4, (os.cpu_count() or 1) * 2)
+        _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="erb-worker")
+    return _POOL
+
+
+async def in_worker(fn: Callable[..., T], *args: Any) -> T:
+    """Run blocking work (image decoding, a model call) off the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(_worker_pool(), fn, *args)
 
 
 def open_image(value: str | Path | bytes | PILImage.Image) -> PILImage.Image:

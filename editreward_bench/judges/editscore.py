@@ -23,6 +23,7 @@ geometric means). Pass i is sampled with seed 42 + i.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 from collections.abc import Sequence
@@ -31,7 +32,7 @@ from functools import cache
 from typing import Any
 
 from ..resources import judges_dir
-from .base import Backend, GenRequest, GenResponse, Judge, JudgeTask, PassResult
+from .base import Backend, GenRequest, GenResponse, Judge, JudgeTask, PassResult, in_worker
 from .cards import JudgeCard
 from .parsing import ParsedScores, parse_scores
 
@@ -173,15 +174,14 @@ class EditScoreJudge(Judge):
     async def ajudge(self, tasks: Sequence[JudgeTask]) -> list[PassResult]:
         slots: list[_Slot] = []
         requests: list[tuple[GenRequest, str, list[_Slot]]] = []
-        for task in tasks:
+        # Decoding and encoding release the GIL: prepare the batch's images in worker threads.
+        prepared = await asyncio.gather(*(in_worker(self._prepare, task) for task in tasks))
+        for task, images in zip(tasks, prepared, strict=True):
             task_slots = [_Slot(task, i) for i in range(len(task.passes))]
             slots += task_slots
-            try:
-                source, edited = task.candidate.load_images()
-                images = self.backend.prepare_images([source, edited])
-            except Exception as exc:  # an undecodable image fails this candidate only
+            if isinstance(images, str):  # an undecodable image fails this candidate only
                 for slot in task_slots:
-                    slot.error = f"image: {exc}"
+                    slot.error = images
                 continue
             for slot in task_slots:
                 slot.images = images
@@ -218,6 +218,14 @@ class EditScoreJudge(Judge):
                 break
             await self._answer(retries)
         return [self._result(slot) for slot in slots]
+
+    def _prepare(self, task: JudgeTask) -> tuple[Any, ...] | str:
+        """The candidate's images as the backend wants them, or the reason they cannot be had."""
+        try:
+            source, edited = task.candidate.load_images()
+            return self.backend.prepare_images([source, edited])
+        except Exception as exc:
+            return f"image: {exc}"
 
     def _retry_request(self, slot: _Slot, which: str, attempt: int) -> GenRequest:
         task, images = slot.task, slot.images
