@@ -172,7 +172,9 @@ class _Handler(BaseHTTPRequestHandler):
         completion_tokens = 0
         for j in range(n):
             text = (
-                "I'm sorry, I can't help with that." if fault == "garbage" else fake.answer(body, j)
+                "I'm sorry, I can't help with that."
+                if fault == "garbage"
+                else fake.answer(body, j, entry["id"])
             )
             completion_tokens += max(1, len(text) // 4)
             choices.append(
@@ -312,7 +314,7 @@ class FakeOpenAIServer:
             "fault": fault,
         }
 
-    def answer(self, body: dict[str, Any], choice: int) -> str:
+    def answer(self, body: dict[str, Any], choice: int, request_id: int = 0) -> str:
         text, images = _parts(body)
         seed = body.get("seed")
         noise_rng = random.Random(
@@ -334,9 +336,9 @@ class FakeOpenAIServer:
                 a = b = image_diff_scores(edited, edited)["perceptual_quality"] * 2.5
             a = min(25, max(0, round(a + noise_rng.choice((-1, 0, 0, 1)))))
             b = min(25, max(0, round(b + noise_rng.choice((-1, 0, 0, 1)))))
-        return json.dumps(
-            {"reasoning": "The edit was compared with the instruction.", "score": [a, b]}
-        )
+        # The request id in the reasoning traces a stored pass back to the request that made it.
+        reasoning = f"Request {request_id}: the edit was compared with the instruction."
+        return json.dumps({"reasoning": reasoning, "score": [int(a), int(b)]})
 
 
 def main() -> None:
