@@ -92,11 +92,21 @@ class Candidate:
         The resize uses PIL's default resampling, as the upstream harness does.
         Raises :class:`CandidateImageError` for undecodable or oversized images.
         """
-        source = self._reader.decode(self.source, self.key)
+        return self.load_source(), self.load_edited()
+
+    @property
+    def source_key(self) -> str:
+        """Identifies the source image: candidates of one source share its encoding."""
+        return self.source.sha
+
+    def load_source(self) -> PILImage.Image:
+        return self._reader.decode(self.source, self.key)
+
+    def load_edited(self) -> PILImage.Image:
+        """The edited image, resized to the source's size (known from its header, no decode)."""
         edited = self._reader.decode(self.edited, self.key)
-        if edited.size != source.size:
-            edited = edited.resize(source.size)
-        return source, edited
+        size = (self.source.width, self.source.height)
+        return edited if edited.size == size else edited.resize(size)
 
 
 class _ImageReader:
@@ -431,7 +441,13 @@ def _image_header(data: bytes) -> tuple[int, int]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         with Image.open(io.BytesIO(data)) as img:
-            return img.size
+            width, height = img.size
+            # EXIF orientations 5-8 rotate by 90 degrees: the decoded image is transposed.
+            try:
+                orientation = img.getexif().get(0x0112)
+            except Exception:  # a damaged tail is the decoder's problem, reported per candidate
+                orientation = None
+            return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
 def _build(

@@ -217,3 +217,18 @@ def test_synth_writes_any_size(tmp_path: Path) -> None:
     bench = load_benchmark(tmp_path / "s")
     assert len(bench) == 40
     assert bench.image_stats["max_size"] == (128, 128)
+
+
+def test_exif_rotated_source_sets_the_size_edits_are_resized_to(parquet_bench) -> None:
+    from io import BytesIO
+
+    from PIL import Image
+
+    img = Image.new("RGB", (40, 20), (10, 200, 10))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    buf = BytesIO()
+    img.save(buf, format="JPEG", exif=exif.tobytes())
+    bench = load_benchmark(parquet_bench([make_row(("a", "b"), source=buf.getvalue(), edited=(png(size=10), png(size=10)))]))
+    source, edited = bench.candidates["a"].load_images()
+    assert source.size == (20, 40) and edited.size == (20, 40)

@@ -281,7 +281,11 @@ class Backend(ABC):
         """Backend name, model, adapter and the sampling parameters it sends."""
 
     def prepare_images(self, images: Sequence[PILImage.Image]) -> tuple[Any, ...]:
-        """Encode a candidate's images once (e.g. base64 JPEG); reused by every request."""
+        """Encode images once (e.g. base64 JPEG); reused by every request.
+
+        Each image is encoded on its own: a source image shared by several
+        candidates is prepared once and reused with each of their edits.
+        """
         return tuple(images)
 
     @abstractmethod

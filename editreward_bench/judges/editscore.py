@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -38,6 +39,8 @@ from .parsing import ParsedScores, parse_scores
 
 SCORE_RANGE = 25
 TEMPLATE_FILES = ("context.txt", "two_image_edit_rule.txt", "sc_rule.txt", "pq_rule.txt")
+#: Prepared source images kept for the candidates that share them (runs order them together).
+SOURCE_CACHE_SIZE = 64
 #: Offset between a failed pass's seed and its retry's, per attempt.
 RETRY_SEED_STRIDE = 1_000_003
 
@@ -141,6 +144,8 @@ class EditScoreJudge(Judge):
         self.max_retries = max_retries
         self.prompts = load_prompts(int(card.options.get("score_range", SCORE_RANGE)))
         self.batch_size = max(1, backend.batch_size)
+        self._source_cache: dict[str, Any] = {}
+        self._cache_lock = threading.Lock()
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -221,9 +226,21 @@ class EditScoreJudge(Judge):
 
     def _prepare(self, task: JudgeTask) -> tuple[Any, ...] | str:
         """The candidate's images as the backend wants them, or the reason they cannot be had."""
+        candidate = task.candidate
         try:
-            source, edited = task.candidate.load_images()
-            return self.backend.prepare_images([source, edited])
+            source_key = getattr(candidate, "source_key", None)
+            if source_key is None or not hasattr(candidate, "load_edited"):
+                return self.backend.prepare_images(list(candidate.load_images()))
+            # Several candidates edit one source: decode and encode it once.
+            with self._cache_lock:
+                source = self._source_cache.get(source_key)
+            if source is None:
+                source = self.backend.prepare_images([candidate.load_source()])[0]
+                with self._cache_lock:
+                    self._source_cache[source_key] = source
+                    while len(self._source_cache) > SOURCE_CACHE_SIZE:
+                        self._source_cache.pop(next(iter(self._source_cache)))
+            return (source, self.backend.prepare_images([candidate.load_edited()])[0])
         except Exception as exc:
             return f"image: {exc}"
 
