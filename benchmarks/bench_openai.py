@@ -74,16 +74,28 @@ class Server:
 def run_erb(args: list[str]) -> dict[str, Any]:
     """Run erb in a child process; wall time, CPU time and peak RSS of that child."""
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "editreward_bench.cli", *args], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "editreward_bench.cli", *args],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     stderr = proc.stderr.read() if proc.stderr else ""
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"erb {' '.join(args)} failed:\n{stderr[-3000:]}")
-    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024}
+    return {
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+    }
 
 
-def measure(dataset: Path, k: int, latency: float, concurrency: int, use_n: bool, work: Path) -> dict[str, Any]:
+def measure(
+    dataset: Path, k: int, latency: float, concurrency: int, use_n: bool, work: Path
+) -> dict[str, Any]:
     server = Server(latency, allow_n=use_n)
     try:
         store = work / f"store-{time.monotonic_ns()}.sqlite"
@@ -135,20 +147,25 @@ def main() -> None:
     results = []
     try:
         for latency in args.latency:
-            for use_n in ([True, False] if args.no_n else [True]):
+            for use_n in [True, False] if args.no_n else [True]:
                 result = measure(dataset, args.k, latency, args.concurrency, use_n, work)
                 results.append(result)
                 print(json.dumps(result), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     header = f"{'latency':>8} {'n=k':>4} {'requests':>9} {'judging s':>10} {'ideal s':>8} {'ratio':>6} {'cpu ms/req':>11} {'req/s':>7} {'peak MB':>8} {'warm s':>7}"
-    print(f"\nerb OpenAI path: {args.rows} rows at {args.image_size}px, k={args.k}, concurrency {args.concurrency}")
+    print(
+        f"\nerb OpenAI path: {args.rows} rows at {args.image_size}px, k={args.k}, concurrency {args.concurrency}"
+    )
     print(header)
     for r in results:
         print(f"{r['latency_s']:>8} {'yes' if r['n_per_request'] else 'no':>4} {r['requests']:>9} {r['judging_s']:>10} {r['ideal_s']:>8} "
               f"{r['judging_over_ideal'] or '-':>6} {r['client_cpu_ms_per_request']:>11} {r['requests_per_s']:>7} {r['peak_rss_mb']:>8} {r['warm_rerun_s']:>7}")  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"rows": args.rows, "image_size": args.image_size, "results": results}, indent=2) + "\n")
+    args.out.write_text(
+        json.dumps({"rows": args.rows, "image_size": args.image_size, "results": results}, indent=2)
+        + "\n"
+    )
     print(f"wrote {args.out}")
 
 

@@ -443,11 +443,25 @@ def _image_header(data: bytes) -> tuple[int, int]:
         with Image.open(io.BytesIO(data)) as img:
             width, height = img.size
             # EXIF orientations 5-8 rotate by 90 degrees: the decoded image is transposed.
-            try:
-                orientation = img.getexif().get(0x0112)
-            except Exception:  # a damaged tail is the decoder's problem, reported per candidate
-                orientation = None
+            orientation = _orientation(img)
             return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def _orientation(img: Any) -> int | None:
+    """EXIF orientation from the header only: never decode pixels to find it."""
+    from PIL import Image
+
+    try:
+        if img.format in ("JPEG", "MPO", "WEBP", "TIFF"):
+            return img.getexif().get(0x0112)
+        raw = img.info.get("exif")  # PNG: an eXIf chunk before the image data
+        if raw:
+            exif = Image.Exif()
+            exif.load(raw)
+            return exif.get(0x0112)
+    except Exception:  # a damaged header is the decoder's problem, reported per candidate
+        return None
+    return None
 
 
 def _build(

@@ -250,7 +250,9 @@ class OpenAIBackend(Backend):
                 async with semaphore:
                     # The client's low-level post sends the body as built: the typed
                     # create() re-walks every message part, ~2.5 ms per request here.
-                    completion = await client.post("/chat/completions", body=body, cast_to=ChatCompletion)
+                    completion = await client.post(
+                        "/chat/completions", body=body, cast_to=ChatCompletion
+                    )
                 texts = [(choice.message.content or "").strip() for choice in completion.choices]
                 usage = completion.usage
                 return GenResponse(
