@@ -139,7 +139,11 @@ class PassStore:
         return found
 
     def put(self, judge_fp: str, cand_fp: str, record: Mapping[str, Any]) -> None:
-        """Persist one pass (replacing an older answer for the same key), then release its claim."""
+        """Persist one pass (replacing an older answer for the same key).
+
+        Its claim stays until :meth:`release`: other runs skip stored passes anyway,
+        and one statement per pass keeps the store off the hot path.
+        """
         payload = json.dumps(record, sort_keys=True, allow_nan=False, default=str)
         with self._lock:
             self._conn.execute(
@@ -154,10 +158,6 @@ class PassStore:
                     payload,
                     time.time(),
                 ),
-            )
-            self._conn.execute(
-                "DELETE FROM claims WHERE judge_fp = ? AND cand_fp = ? AND pass = ? AND seed = ? AND owner = ?",
-                (judge_fp, cand_fp, int(record["pass"]), int(record["seed"]), self.owner),
             )
 
     # -- claims: two runs on one store never judge the same pass at once --------------

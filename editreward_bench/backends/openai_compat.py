@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
 import os
 import random
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from PIL import Image as PILImage
 
 DEFAULT_TIMEOUT = 600.0
+CONNECTIONS_PER_CLIENT = 16
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 #: Card sampling keys and the request fields they become.
 _SAMPLING_FIELDS = {
@@ -162,17 +164,24 @@ class OpenAIBackend(Backend):
         return os.environ.get(self.api_key_env) or "EMPTY"
 
     def _client_pool(self) -> list[Any]:
-        """One AsyncOpenAI client per base URL, per event loop (clients are loop-bound)."""
+        """AsyncOpenAI clients for the running event loop (clients are loop-bound).
+
+        Each base URL gets one client per ``CONNECTIONS_PER_CLIENT`` requests in
+        flight: the HTTP pool scans every connection for each request, so many
+        small pools cost less than one large one.
+        """
         loop_id = id(asyncio.get_running_loop())
         pool = self._clients.get(loop_id)
         if pool is None:
             from openai import AsyncOpenAI
 
             self._clients = {}  # clients of finished loops cannot be reused
+            per_url = max(1, math.ceil(self.concurrency / CONNECTIONS_PER_CLIENT))
             pool = [
                 AsyncOpenAI(
                     api_key=self._api_key(), base_url=url, max_retries=0, timeout=self.timeout
                 )
+                for _ in range(per_url)
                 for url in self.base_urls
             ]
             self._clients[loop_id] = pool
@@ -289,7 +298,7 @@ class OpenAIBackend(Backend):
     async def _preflight(self) -> None:
         import openai
 
-        for client, url in zip(self._client_pool(), self.base_urls, strict=True):
+        for client, url in zip(self._client_pool(), self.base_urls, strict=False):
             shown = redact_url(url)
             try:
                 models = await asyncio.wait_for(
