@@ -6,12 +6,15 @@ and ``erb leaderboard`` start fast.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from .report_cli import register as register_report_commands
 
 app = typer.Typer(
     help="EditReward-Bench toolkit: evaluate reward models for instruction-guided image editing.",
@@ -57,6 +60,10 @@ def _quiet_libraries() -> None:
         datasets.logging.set_verbosity_error()
     except Exception:
         pass
+    if "transformers" in sys.modules or importlib.util.find_spec("transformers") is not None:
+        # Set through the environment so transformers need not be imported here.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 def _load_bench(
@@ -609,6 +616,9 @@ def serve_command(
         _fail(f"judge {judge!r} is not a model judge that vLLM can serve")
     assert entry.card is not None
     print(vllm_serve_command(entry.card, tp=tp, port=port))
+
+
+register_report_commands(app)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ them, never appends, and a crash never leaves half a file.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import os
 import subprocess
@@ -75,14 +76,19 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def package_versions() -> dict[str, str]:
-    versions = {"erb": __version__, "python": sys.version.split()[0]}
+@functools.cache
+def _installed_versions() -> tuple[tuple[str, str], ...]:
+    found = []
     for name in _VERSIONED_PACKAGES:
         try:
-            versions[name] = metadata.version(name)
+            found.append((name, metadata.version(name)))
         except metadata.PackageNotFoundError:
             continue
-    return versions
+    return tuple(found)
+
+
+def package_versions() -> dict[str, str]:
+    return {"erb": __version__, "python": sys.version.split()[0], **dict(_installed_versions())}
 
 
 def git_revision() -> str | None:

@@ -24,7 +24,7 @@ from editreward_bench.cli import app
 from editreward_bench.predictions import PredictionsError, read_predictions
 from editreward_bench.runner import RunOptions, run_evaluation
 from editreward_bench.store import PassStore
-from editreward_bench.testing.fake_openai import Faults, FakeOpenAIServer
+from editreward_bench.testing.fake_openai import FakeOpenAIServer, Faults
 
 runner = CliRunner()
 SECRET = "sk-live-THIS-IS-A-SECRET-0123456789"

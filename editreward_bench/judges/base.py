@@ -51,6 +51,21 @@ class CandidateLike(Protocol):
         ...
 
 
+@runtime_checkable
+class SharedSourceCandidate(CandidateLike, Protocol):
+    """A candidate that can decode its source and edit apart (benchmark candidates do).
+
+    Judges use it to prepare a source image once for all the edits of it.
+    """
+
+    @property
+    def source_key(self) -> str: ...
+
+    def load_source(self) -> PILImage.Image: ...
+
+    def load_edited(self) -> PILImage.Image: ...
+
+
 @dataclass(frozen=True)
 class JudgeTask:
     """Score ``candidate`` for each pass in ``passes``; pass ``passes[i]`` uses ``seeds[i]``."""

@@ -33,7 +33,16 @@ from functools import cache
 from typing import Any
 
 from ..resources import judges_dir
-from .base import Backend, GenRequest, GenResponse, Judge, JudgeTask, PassResult, in_worker
+from .base import (
+    Backend,
+    GenRequest,
+    GenResponse,
+    Judge,
+    JudgeTask,
+    PassResult,
+    SharedSourceCandidate,
+    in_worker,
+)
 from .cards import JudgeCard
 from .parsing import ParsedScores, parse_scores
 
@@ -228,9 +237,9 @@ class EditScoreJudge(Judge):
         """The candidate's images as the backend wants them, or the reason they cannot be had."""
         candidate = task.candidate
         try:
-            source_key = getattr(candidate, "source_key", None)
-            if source_key is None or not hasattr(candidate, "load_edited"):
+            if not isinstance(candidate, SharedSourceCandidate):
                 return self.backend.prepare_images(list(candidate.load_images()))
+            source_key = candidate.source_key
             # Several candidates edit one source: decode and encode it once.
             with self._cache_lock:
                 source = self._source_cache.get(source_key)

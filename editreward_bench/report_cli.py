@@ -1,0 +1,216 @@
+"""``erb leaderboard``, ``erb report`` and ``erb verify``: the report commands.
+
+:func:`register` adds them to the ``erb`` typer app. Everything heavy (pyarrow,
+numpy, jinja2, PIL, datasets) is imported inside the commands, so ``erb --help``
+stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+class TableFormat(str, Enum):
+    html = "html"
+    md = "md"
+    csv = "csv"
+    latex = "latex"
+
+
+DEFAULT_LEADERBOARD = Path("reports") / "leaderboard.html"
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _note(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _size(path: Path) -> str:
+    size = path.stat().st_size
+    return f"{size / 1024:.0f} KiB" if size < 1024 * 1024 else f"{size / 1024 / 1024:.1f} MiB"
+
+
+def _write_page(path: Path, text: str) -> None:
+    """Write whole or not at all (temp file + rename), so a browser never sees half a page."""
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _quiet_libraries() -> None:
+    try:
+        import datasets
+
+        datasets.disable_progress_bars()
+        datasets.logging.set_verbosity_error()
+    except Exception:
+        pass
+
+
+def leaderboard(
+    runs: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Run folders (or folders holding run folders). Default: every run under reports/runs/.",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where to write it. Default: reports/leaderboard.html for html; stdout for the others."
+        ),
+    ] = None,
+    fmt: Annotated[
+        TableFormat,
+        typer.Option("--format", help="html: the full page; md, csv, latex: the main table only."),
+    ] = TableFormat.html,
+    allow_mixed: Annotated[
+        bool, typer.Option(help="Show runs on different datasets (fingerprints) together.")
+    ] = False,
+    all_runs: Annotated[
+        bool, typer.Option(help="Keep every run, not only the latest per judge and k.")
+    ] = False,
+    samples: Annotated[
+        int, typer.Option(min=0, help="Sample browser: at most this many rows per judge.")
+    ] = 50,
+) -> None:
+    """Build the leaderboard: one self-contained HTML page (or the main table as md/csv/latex)."""
+    from .report.runs import (
+        MixedDatasetsError,
+        RunFolderError,
+        check_same_dataset,
+        find_run_folders,
+        latest_per_judge,
+        load_runs,
+        read_published,
+    )
+
+    try:
+        loaded = load_runs(find_run_folders(list(runs or [])))
+        check_same_dataset(loaded, allow_mixed=allow_mixed)
+    except (RunFolderError, MixedDatasetsError) as exc:
+        _fail(str(exc))
+    notes = []
+    if not all_runs:
+        loaded, dropped = latest_per_judge(loaded)
+        for old, kept in dropped:
+            notes.append(
+                f"{old.label}: kept the latest run {kept.path} ({kept.metrics.get('created')}), "
+                f"not {old.path} ({old.metrics.get('created')}); --all-runs keeps both"
+            )
+    for line in notes:
+        _note(f"note: {line}")
+
+    if fmt != TableFormat.html:
+        from .report.tables import measured_rows, render_table
+
+        text = render_table(measured_rows(loaded), fmt.value)
+        if out is None:
+            sys.stdout.write(text)
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text, encoding="utf-8")
+            typer.echo(f"wrote {out}")
+        return
+
+    from .report.html import render_leaderboard
+
+    _quiet_libraries()
+    page = render_leaderboard(loaded, reference=read_published(), notes=notes, sample_limit=samples)
+    target = out or DEFAULT_LEADERBOARD
+    _write_page(target, page)
+    typer.echo(f"wrote {target} ({len(loaded)} run(s), {_size(target)})")
+
+
+def report(
+    run: Annotated[Path, typer.Argument(help="The run folder.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write it. Default: RUN/report.html.")
+    ] = None,
+    samples: Annotated[
+        int, typer.Option(min=0, help="Sample browser: at most this many rows.")
+    ] = 50,
+) -> None:
+    """One run's page: tables, subtask heatmap, Avg@k, samples, provenance, verification."""
+    from .report.html import render_report
+    from .report.runs import RunFolderError, load_run, read_published
+
+    try:
+        loaded = load_run(run)
+    except RunFolderError as exc:
+        _fail(str(exc))
+    paper_judge = loaded.judge.get("paper_judge")
+    reference = [r for r in read_published() if paper_judge and r.judge == paper_judge]
+    _quiet_libraries()
+    page = render_report(loaded, reference=reference, sample_limit=samples)
+    target = out or run / "report.html"
+    _write_page(target, page)
+    typer.echo(f"wrote {target} ({_size(target)})")
+
+
+def verify(
+    run: Annotated[Path, typer.Argument(help="The run folder to check.")],
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="The benchmark to check against (hub id, local copy or 'mini'). Default: the one the run recorded.",
+        ),
+    ] = None,
+    revision: Annotated[str | None, typer.Option(help="Hub revision of --dataset.")] = None,
+) -> None:
+    """Recompute a run's metrics from its records and check them (exit 0 match, 1 mismatch, 2 cannot check)."""
+    from .report.runs import RunFolderError, load_run
+    from .report.verify import BenchmarkCache, verify_run
+
+    try:
+        loaded = load_run(run)
+    except RunFolderError as exc:
+        _fail(str(exc))
+    _quiet_libraries()
+    bench, note = BenchmarkCache().for_run(loaded, dataset, revision)
+    typer.echo(f"verifying {run} ({loaded.label}) against {note}")
+    result = verify_run(loaded, bench, intervals=True, dataset_note=note)
+    for line in result.checked:
+        typer.echo(f"  ok        {line}")
+    for line in result.notes:
+        typer.echo(f"  note      {line}")
+    for line in result.mismatches:
+        typer.echo(f"  MISMATCH  {line}")
+    if result.status == "verified":
+        typer.echo(
+            "verified: metrics.json and outcomes.parquet follow exactly from records.parquet"
+        )
+    elif result.status == "mismatch":
+        typer.echo(f"NOT verified: {len(result.mismatches)} mismatch(es)", err=True)
+    else:
+        typer.echo(f"cannot verify: {result.error}", err=True)
+    raise typer.Exit(result.exit_code)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``leaderboard``, ``report`` and ``verify`` to the ``erb`` app."""
+    app.command("leaderboard")(leaderboard)
+    app.command("report")(report)
+    app.command("verify")(verify)
