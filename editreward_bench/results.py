@@ -202,6 +202,39 @@ class RunSummary:
     reference: dict[str, Any] | None = None
 
 
+def score_run(
+    bench: Benchmark, records: Sequence[Mapping[str, Any]], k: int
+) -> tuple[dict[str, Any], list[RowOutcome]]:
+    """Everything in metrics.json that follows from the records alone (no bootstrap).
+
+    Avg@k scores per candidate, then the paper's accuracy and the extra statistics.
+    Returns (those metrics, per-row outcomes). ``erb verify`` recomputes runs with it.
+    """
+    scores, ok_passes = avg_at_k(records, k)
+    # Candidates with no record at all (missing predictions) are failures too.
+    for key in bench.candidates:
+        scores.setdefault(key, None)
+    outcomes = compare_pairs(bench.pairs, scores)
+    curve = {}
+    for kk in range(1, k + 1):
+        kk_scores = scores if kk == k else avg_at_k(records, kk)[0]
+        for key in bench.candidates:
+            kk_scores.setdefault(key, None)
+        curve[str(kk)] = accuracy(compare_pairs(bench.pairs, kk_scores))
+    metrics = {
+        "accuracy": accuracy(outcomes),
+        "tie_rate": tie_rate(outcomes),
+        "failures": sum(1 for key in bench.candidates if scores[key] is None),
+        "partial": sum(1 for key in bench.candidates if 0 < ok_passes.get(key, 0) < k),
+        "candidates": len(bench.candidates),
+        "accuracy_ties_half": accuracy(outcomes, credit="half"),
+        "accuracy_pooled": pooled_accuracy(outcomes),
+        "avg_at_k": curve,
+        "missing_cells": missing_cells(outcomes),
+    }
+    return metrics, outcomes
+
+
 def compute_metrics(
     bench: Benchmark,
     records: Sequence[Mapping[str, Any]],
@@ -211,51 +244,30 @@ def compute_metrics(
     n_bootstrap: int = 1000,
     bootstrap_seed: int = 0,
 ) -> tuple[dict[str, Any], list[RowOutcome], list[str]]:
-    """Metrics for a run from its pass records: Avg@k scores, then the paper's accuracy.
+    """metrics.json for a run from its pass records: :func:`score_run` plus intervals and provenance.
 
     Returns (metrics.json content, per-row outcomes, warnings).
     """
-    scores, ok_passes = avg_at_k(records, k)
-    # Candidates with no record at all (missing predictions) are failures too.
-    for key in bench.candidates:
-        scores.setdefault(key, None)
-    outcomes = compare_pairs(bench.pairs, scores)
-    failed = sorted(
-        key for key, value in scores.items() if value is None and key in bench.candidates
-    )
-    partial = sorted(key for key, n in ok_passes.items() if 0 < n < k and key in bench.candidates)
-    missing = missing_cells(outcomes)
+    scored, outcomes = score_run(bench, records, k)
     warnings = []
+    missing = scored["missing_cells"]
     if missing:
         shown = ", ".join(missing[:6]) + (
             f" and {len(missing) - 6} more" if len(missing) > 6 else ""
         )
         warnings.append(
-            f"{len(missing)} subtask x dimension cell(s) have no rows ({shown}); they are null and macro means use the cells present"
+            f"{len(missing)} subtask x dimension cell(s) have no rows ({shown}); "
+            "they are null and macro means use the cells present"
         )
-    curve = {}
-    for kk in range(1, k + 1):
-        kk_scores = scores if kk == k else avg_at_k(records, kk)[0]
-        for key in bench.candidates:
-            kk_scores.setdefault(key, None)
-        curve[str(kk)] = accuracy(compare_pairs(bench.pairs, kk_scores))
+    dataset = bench.describe()
     metrics = {
         "schema_version": SCHEMA_VERSION,
         "judge": dict(judge),
         "k": k,
-        "dataset": {
-            key: bench.describe()[key] for key in ("source", "revision", "fingerprint", "rows")
-        },
-        "accuracy": accuracy(outcomes),
+        "dataset": {key: dataset[key] for key in ("source", "revision", "fingerprint", "rows")},
+        "accuracy": scored["accuracy"],
         "ci95": bootstrap_ci(outcomes, n_resamples=n_bootstrap, seed=bootstrap_seed),
-        "tie_rate": tie_rate(outcomes),
-        "failures": len(failed),
-        "partial": len(partial),
-        "candidates": len(bench.candidates),
-        "accuracy_ties_half": accuracy(outcomes, credit="half"),
-        "accuracy_pooled": pooled_accuracy(outcomes),
-        "avg_at_k": curve,
-        "missing_cells": missing,
+        **{key: value for key, value in scored.items() if key != "accuracy"},
         "bootstrap": {
             "resamples": n_bootstrap,
             "seed": bootstrap_seed,

@@ -235,45 +235,10 @@ def verify_run(
 def recompute(
     bench: Benchmark, records: Sequence[Mapping[str, Any]], k: int
 ) -> tuple[dict[str, Any], list[RowOutcome]]:
-    """Every entry of :data:`COMPARED_FIELDS`, as ``compute_metrics`` computes them.
+    """Every entry of :data:`COMPARED_FIELDS` but the intervals, as ``erb evaluate`` computes them."""
+    from ..results import score_run
 
-    The same steps as :func:`editreward_bench.results.compute_metrics` without the
-    bootstrap and the package-version lookup (which costs more than the rest on a small
-    benchmark); ``tests/test_report.py`` checks that both agree exactly.
-    """
-    from ..metrics import (
-        accuracy,
-        avg_at_k,
-        compare_pairs,
-        missing_cells,
-        pooled_accuracy,
-        tie_rate,
-    )
-
-    scores, ok_passes = avg_at_k(records, k)
-    for key in bench.candidates:
-        scores.setdefault(key, None)
-    outcomes = compare_pairs(bench.pairs, scores)
-    curve = {}
-    for kk in range(1, k + 1):
-        kk_scores = scores if kk == k else avg_at_k(records, kk)[0]
-        for key in bench.candidates:
-            kk_scores.setdefault(key, None)
-        curve[str(kk)] = accuracy(compare_pairs(bench.pairs, kk_scores))
-    metrics = {
-        "accuracy": accuracy(outcomes),
-        "failures": sum(
-            1 for key, value in scores.items() if value is None and key in bench.candidates
-        ),
-        "partial": sum(1 for key, n in ok_passes.items() if 0 < n < k and key in bench.candidates),
-        "candidates": len(bench.candidates),
-        "tie_rate": tie_rate(outcomes),
-        "accuracy_ties_half": accuracy(outcomes, credit="half"),
-        "accuracy_pooled": pooled_accuracy(outcomes),
-        "avg_at_k": curve,
-        "missing_cells": missing_cells(outcomes),
-    }
-    return metrics, outcomes
+    return score_run(bench, records, k)
 
 
 def _check_outcomes(data: RunData, outcomes: Sequence[RowOutcome], result: Verification) -> None:
