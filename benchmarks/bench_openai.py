@@ -71,26 +71,26 @@ class Server:
         self.proc.wait(timeout=10)
 
 
-def run_erb(args: list[str]) -> dict[str, Any]:
-    """Run erb in a child process; wall time, CPU time and peak RSS of that child."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "editreward_bench.cli", *args],
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    stderr = proc.stderr.read() if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"erb {' '.join(args)} failed:\n{stderr[-3000:]}")
+def run_child(argv: list[str], label: str) -> dict[str, Any]:
+    """Run a command; its wall time, CPU time and peak RSS (stderr kept in a file, never a full pipe)."""
+    with tempfile.TemporaryFile(mode="w+") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, env=ENV, stdout=subprocess.DEVNULL, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            err.seek(0)
+            raise SystemExit(f"{label} failed:\n{err.read()[-3000:]}")
     return {
         "wall_s": wall,
         "cpu_s": usage.ru_utime + usage.ru_stime,
         "peak_rss_mb": usage.ru_maxrss / 1024,
     }
+
+
+def run_erb(args: list[str]) -> dict[str, Any]:
+    """Run erb in a child process; wall time, CPU time and peak RSS of that child."""
+    return run_child([sys.executable, "-m", "editreward_bench.cli", *args], f"erb {' '.join(args)}")
 
 
 def measure(

@@ -28,7 +28,12 @@ def startup(args: list[str], repeats: int = 5) -> float:
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "editreward_bench.cli", *args], env=ENV, check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "editreward_bench.cli", *args],
+            env=ENV,
+            check=True,
+            capture_output=True,
+        )
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -43,8 +48,23 @@ def predictions_run(dataset: Path, work: Path) -> dict[str, Any]:
     with path.open("w") as fh:
         for i, key in enumerate(bench.candidates):
             v = (i * 7919) % 101 / 10
-            fh.write(json.dumps({"key": key, "prompt_following": v, "consistency": 10 - v, "overall": v / 2}) + "\n")
-    result = run_erb(["evaluate", "--predictions", str(path), "--dataset", str(dataset), "--out", str(work / "preds-run")])
+            fh.write(
+                json.dumps(
+                    {"key": key, "prompt_following": v, "consistency": 10 - v, "overall": v / 2}
+                )
+                + "\n"
+            )
+    result = run_erb(
+        [
+            "evaluate",
+            "--predictions",
+            str(path),
+            "--dataset",
+            str(dataset),
+            "--out",
+            str(work / "preds-run"),
+        ]
+    )
     return {"candidates": len(bench.candidates), **{k: round(v, 3) for k, v in result.items()}}
 
 
@@ -53,7 +73,14 @@ def bootstrap_time(dataset: Path, resamples: int = 1000) -> float:
     from editreward_bench.metrics import bootstrap_ci, compare_pairs
 
     bench = load_benchmark(dataset)
-    scores = {key: {"prompt_following": (i % 11) / 1.0, "consistency": (i % 7) / 1.0, "overall": (i % 5) / 1.0} for i, key in enumerate(bench.candidates)}
+    scores = {
+        key: {
+            "prompt_following": (i % 11) / 1.0,
+            "consistency": (i % 7) / 1.0,
+            "overall": (i % 5) / 1.0,
+        }
+        for i, key in enumerate(bench.candidates)
+    }
     outcomes = compare_pairs(bench.pairs, scores)
     start = time.perf_counter()
     bootstrap_ci(outcomes, n_resamples=resamples, seed=0)
@@ -64,7 +91,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=3072)
     parser.add_argument("--image-size", type=int, default=1024)
-    parser.add_argument("--scale", type=int, default=None, help="A larger row count for the memory-growth check.")
+    parser.add_argument(
+        "--scale", type=int, default=None, help="A larger row count for the memory-growth check."
+    )
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "suite.json")
     args = parser.parse_args()
@@ -80,7 +109,14 @@ def main() -> None:
     if args.scale:
         big = synth_dataset(args.scale, args.image_size)
         memory[args.scale] = measure(big, 4, args.latency, 64, True, work)
-    figures["memory"] = {str(rows): {"peak_rss_mb": r["peak_rss_mb"], "judging_s": r["judging_s"], "warm_rerun_s": r["warm_rerun_s"]} for rows, r in memory.items()}
+    figures["memory"] = {
+        str(rows): {
+            "peak_rss_mb": r["peak_rss_mb"],
+            "judging_s": r["judging_s"],
+            "warm_rerun_s": r["warm_rerun_s"],
+        }
+        for rows, r in memory.items()
+    }
     if args.scale:
         small, large = memory[args.rows]["peak_rss_mb"], memory[args.scale]["peak_rss_mb"]
         figures["memory_growth"] = round(large / small - 1, 3)
@@ -89,10 +125,14 @@ def main() -> None:
     print(f"  erb --help                       {figures['startup_help_s']:.3f} s")
     print(f"  erb leaderboard --help           {figures['startup_leaderboard_help_s']:.3f} s")
     pr = figures["predictions_full"]
-    print(f"  evaluate --predictions (full)    {pr['wall_s']:.2f} s, peak {pr['peak_rss_mb']:.0f} MB")
+    print(
+        f"  evaluate --predictions (full)    {pr['wall_s']:.2f} s, peak {pr['peak_rss_mb']:.0f} MB"
+    )
     print(f"  bootstrap, 1000 resamples        {figures['bootstrap_1000_s']:.3f} s")
     for rows, m in figures["memory"].items():
-        print(f"  full run, {rows:>6} rows, k=4      peak {m['peak_rss_mb']:.0f} MB, judging {m['judging_s']:.1f} s, warm rerun {m['warm_rerun_s']:.2f} s")
+        print(
+            f"  full run, {rows:>6} rows, k=4      peak {m['peak_rss_mb']:.0f} MB, judging {m['judging_s']:.1f} s, warm rerun {m['warm_rerun_s']:.2f} s"
+        )
     if "memory_growth" in figures:
         print(f"  memory growth {args.rows} -> {args.scale} rows: {figures['memory_growth']:+.1%}")
     args.out.parent.mkdir(parents=True, exist_ok=True)

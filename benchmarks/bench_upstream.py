@@ -18,17 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_openai import ENV, Server, run_erb, synth_dataset  # noqa: E402
+from bench_openai import Server, run_child, run_erb, synth_dataset  # noqa: E402
 
 UPSTREAM_DRIVER = r"""
 import json, os, sys, time, resource
@@ -73,25 +70,16 @@ def run_upstream(dataset: Path, url: str, k: int, work: Path) -> dict[str, Any]:
     script = work / "upstream_driver.py"
     script.write_text(UPSTREAM_DRIVER)
     out = work / "upstream.json"
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, str(script), str(dataset), url, str(k), str(out)],
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    child = run_child(
+        [sys.executable, str(script), str(dataset), url, str(k), str(out)], "upstream harness"
     )
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"upstream harness failed:\n{proc.stderr.read() if proc.stderr else ''}")
     result = json.loads(out.read_text())
     # The process pool's children decode the images; the parent holds them all.
     return {
         "judging_s": result["judging_s"],
         "candidates": result["candidates"],
-        "wall_s": wall,
-        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "wall_s": child["wall_s"],
+        "peak_rss_mb": child["peak_rss_mb"],
     }
 
 

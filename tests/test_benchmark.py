@@ -229,6 +229,10 @@ def test_exif_rotated_source_sets_the_size_edits_are_resized_to(parquet_bench) -
     exif[0x0112] = 6  # rotate 90 degrees on display
     buf = BytesIO()
     img.save(buf, format="JPEG", exif=exif.tobytes())
-    bench = load_benchmark(parquet_bench([make_row(("a", "b"), source=buf.getvalue(), edited=(png(size=10), png(size=10)))]))
+    bench = load_benchmark(
+        parquet_bench(
+            [make_row(("a", "b"), source=buf.getvalue(), edited=(png(size=10), png(size=10)))]
+        )
+    )
     source, edited = bench.candidates["a"].load_images()
     assert source.size == (20, 40) and edited.size == (20, 40)

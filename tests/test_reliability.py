@@ -49,7 +49,16 @@ def child_env(store: Path, **extra: str) -> dict[str, str]:
 
 
 def test_flaky_endpoint_run_completes_and_agrees_with_a_clean_run(mini, tmp_path: Path) -> None:
-    faults = Faults(http_500=0.10, http_429=0.05, retry_after=0.1, garbage=0.05, hang=0.02, hang_seconds=4, drop=0.01, seed=11)
+    faults = Faults(
+        http_500=0.10,
+        http_429=0.05,
+        retry_after=0.1,
+        garbage=0.05,
+        hang=0.02,
+        hang_seconds=4,
+        drop=0.01,
+        seed=11,
+    )
     options = {"progress": False, "n_bootstrap": 100, "concurrency": 16, "k": 1}
     backend = {"timeout": 1.5, "backoff": 0.02}
     with FakeOpenAIServer(models=["editscore-72b"], faults=faults) as flaky:
@@ -60,7 +69,12 @@ def test_flaky_endpoint_run_completes_and_agrees_with_a_clean_run(mini, tmp_path
         seen = {e["fault"] for e in flaky.log.snapshot()}
     assert {"500", "429", "garbage", "hang", "drop"} <= seen
     with FakeOpenAIServer(models=["editscore-72b"]) as clean:
-        run_evaluation(mini, "editscore-72b", RunOptions(base_urls=[clean.url], store=tmp_path / "b.sqlite", **options), out=tmp_path / "clean")
+        run_evaluation(
+            mini,
+            "editscore-72b",
+            RunOptions(base_urls=[clean.url], store=tmp_path / "b.sqlite", **options),
+            out=tmp_path / "clean",
+        )
 
     flaky_recs = {r["key"]: r for r in records(tmp_path / "flaky")}
     clean_recs = {r["key"]: r for r in records(tmp_path / "clean")}
@@ -76,7 +90,9 @@ def test_flaky_endpoint_run_completes_and_agrees_with_a_clean_run(mini, tmp_path
     assert retried > 0  # unparseable answers were asked again
     # rows whose candidates both answered first time have the clean run's outcome
     flaky_rows = pq.read_table(tmp_path / "flaky" / "outcomes.parquet").to_pylist()
-    clean_rows = {r["index"]: r for r in pq.read_table(tmp_path / "clean" / "outcomes.parquet").to_pylist()}
+    clean_rows = {
+        r["index"]: r for r in pq.read_table(tmp_path / "clean" / "outcomes.parquet").to_pylist()
+    }
     first_try = {k for k, r in flaky_recs.items() if r["status"] == "ok" and r["attempts"] == 1}
     compared = 0
     for row in flaky_rows:
@@ -117,12 +133,18 @@ def test_sigkill_at_random_moments_never_repeats_a_stored_pass(tmp_path: Path) -
             before = len(srv.log.snapshot())
             stored_ids = _stored_request_ids(store) if store.exists() else set()
             log = srv.log.snapshot()
-            stored_keys = {(e["kind"], e["prompt"], e["seed"], e["n"]) for e in log if e["id"] in stored_ids}
+            stored_keys = {
+                (e["kind"], e["prompt"], e["seed"], e["n"]) for e in log if e["id"] in stored_ids
+            }
             proc = erb(args, env, tmp_path)
             time.sleep(rng.uniform(0.5, 2.5))
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)
-            repeated = [e for e in srv.log.snapshot()[before:] if (e["kind"], e["prompt"], e["seed"], e["n"]) in stored_keys]
+            repeated = [
+                e
+                for e in srv.log.snapshot()[before:]
+                if (e["kind"], e["prompt"], e["seed"], e["n"]) in stored_keys
+            ]
             assert repeated == [], "a stored pass was judged again"
         final = erb(args, env, tmp_path)
         _, err = final.communicate(timeout=120)
@@ -215,17 +237,38 @@ def _truncated() -> bytes:
 @pytest.mark.parametrize(
     ("name", "rows", "message"),
     [
-        ("corrupt", [make_row(("a", "b"), edited=(png(), b"GIF89a-garbage"))], "unreadable image bytes"),
+        (
+            "corrupt",
+            [make_row(("a", "b"), edited=(png(), b"GIF89a-garbage"))],
+            "unreadable image bytes",
+        ),
         ("zero", [make_row(("a", "b"), source=b"")], "unreadable image bytes"),
-        ("dupkey", [make_row(("a", "b")), make_row(("a", "c"), edited=(png((1, 2, 3)), png()))], "names different edits"),
+        (
+            "dupkey",
+            [make_row(("a", "b")), make_row(("a", "c"), edited=(png((1, 2, 3)), png()))],
+            "names different edits",
+        ),
         ("subtask", [make_row(("a", "b"), subtask="inpainting")], "unknown task_type"),
         ("dimension", [make_row(("a", "b"), dimension="realism")], "unknown dimension"),
         ("empty", [], "no rows"),
     ],
 )
-def test_broken_datasets_give_a_clear_error(tmp_path: Path, name: str, rows: list[dict[str, Any]], message: str) -> None:
+def test_broken_datasets_give_a_clear_error(
+    tmp_path: Path, name: str, rows: list[dict[str, Any]], message: str
+) -> None:
     path = _dataset(tmp_path, rows, name)
-    result = runner.invoke(app, ["evaluate", "--judge", "image-diff", "--dataset", str(path), "--store", str(tmp_path / "s")])
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--judge",
+            "image-diff",
+            "--dataset",
+            str(path),
+            "--store",
+            str(tmp_path / "s"),
+        ],
+    )
     assert result.exit_code == 2
     assert message in result.output and "Traceback" not in result.output
 
@@ -263,7 +306,9 @@ def test_bad_images_fail_their_candidate_and_the_run_goes_on(tmp_path: Path) -> 
     assert json.loads((out / "metrics.json").read_text())["failures"] == 2
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.lists(st.one_of(st.text(max_size=80), st.binary(max_size=80).map(lambda b: b.decode("latin-1")),
                           st.fixed_dictionaries({"key": st.text(max_size=5), "prompt_following": st.one_of(st.floats(), st.text(max_size=3), st.none()),
                                                  "consistency": st.floats(), "overall": st.integers()}).map(json.dumps)),
@@ -315,7 +360,9 @@ def test_secrets_never_reach_files_or_output(tmp_path: Path) -> None:
 def test_same_seed_same_answers_give_byte_identical_metrics(mini, tmp_path: Path) -> None:
     with FakeOpenAIServer(models=["editscore-72b"]) as srv:
         for name in ("one", "two"):
-            options = RunOptions(base_urls=[srv.url], store=tmp_path / f"{name}.sqlite", progress=False, k=2)
+            options = RunOptions(
+                base_urls=[srv.url], store=tmp_path / f"{name}.sqlite", progress=False, k=2
+            )
             run_evaluation(mini.subset(30), "editscore-72b", options, out=tmp_path / name)
     one, two = ((tmp_path / n / "metrics.json").read_text() for n in ("one", "two"))
     strip = re.compile(r'\n  "created": "[^"]*",')
