@@ -33,7 +33,10 @@ DEFAULT_DATASET = "EditScore/EditReward-Bench"
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    stream = sys.stderr if stderr else sys.stdout
+    # Rich assumes 80 columns off a terminal; tables of intervals need more to stay legible in logs.
+    width = None if stream.isatty() else 140
+    return Console(stderr=stderr, highlight=False, width=width)
 
 
 def _fail(message: str, code: int = 2) -> None:

@@ -138,3 +138,36 @@ def test_sigkill_mid_run_then_rerun_repeats_no_stored_pass(tmp_path: Path) -> No
     uninterrupted = json.loads((tmp_path / "clean" / "metrics.json").read_text())
     for key in ("accuracy", "ci95", "tie_rate", "failures", "avg_at_k"):
         assert resumed[key] == uninterrupted[key]
+
+
+def test_hub_benchmark_runs_show_the_papers_row_beside_the_measured_one(
+    mini, server, tmp_path: Path, capsys
+) -> None:
+    from dataclasses import replace
+
+    from editreward_bench.benchmark import HUB_ID
+    from editreward_bench.cli import _print_paper_table
+
+    as_hub = replace(mini.subset(9), source=HUB_ID)
+    options = RunOptions(
+        base_urls=[server.url], store=tmp_path / "s.sqlite", progress=False, n_bootstrap=50, k=4
+    )
+    summary = run_evaluation(as_hub, "editscore-72b", options, out=tmp_path / "run")
+    assert summary.reference is not None
+    assert summary.reference["overall"] == {
+        "prompt_following": 0.755,
+        "consistency": 0.735,
+        "overall": 0.763,
+    }
+    _print_paper_table(summary.metrics, summary.reference)
+    shown = capsys.readouterr().out
+    assert (
+        "paper (overall)" in shown
+        and "0.763" in shown
+        and ("inside CI" in shown or "outside CI" in shown)
+    )
+    # another dataset: no reference row
+    assert (
+        run_evaluation(mini.subset(9), "editscore-72b", options, out=tmp_path / "run2").reference
+        is None
+    )
