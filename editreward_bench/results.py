@@ -280,17 +280,44 @@ def compute_metrics(
     return metrics, outcomes, warnings
 
 
+def write_records(path: Path, records: Iterable[Mapping[str, Any]], chunk: int = 4096) -> None:
+    """Write records.parquet atomically, a chunk at a time (records may be a generator)."""
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        schema = records_table([]).schema
+        with pq.ParquetWriter(tmp, schema) as writer:
+            batch: list[Mapping[str, Any]] = []
+            for record in records:
+                batch.append(record)
+                if len(batch) >= chunk:
+                    writer.write_table(records_table(batch))
+                    batch = []
+            writer.write_table(records_table(batch))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write_run(
     out: Path,
     *,
     metrics: Mapping[str, Any],
-    records: Sequence[Mapping[str, Any]],
+    records: Iterable[Mapping[str, Any]] | None,
     outcomes: Sequence[RowOutcome],
     manifest: Mapping[str, Any],
 ) -> None:
-    """Write (replace) the four files of a run folder."""
+    """Write (replace) the four files of a run folder.
+
+    ``records=None`` means records.parquet was already written with :func:`write_records`.
+    """
     out.mkdir(parents=True, exist_ok=True)
-    _write_parquet(out / RECORDS, records_table(records))
+    if records is not None:
+        write_records(out / RECORDS, records)
     _write_parquet(out / OUTCOMES, outcomes_table(outcomes))
     write_json(out / MANIFEST, manifest)
     # metrics.json last: its presence marks a complete run folder.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,17 @@ from .judges import (
 )
 from .redact import redact_url
 from .resources import published_results_csv
-from .results import RunSummary, build_manifest, compute_metrics, now_iso, write_run
+from .results import (
+    RECORDS,
+    RunSummary,
+    build_manifest,
+    compute_metrics,
+    now_iso,
+    write_records,
+    write_run,
+)
 from .store import PassStore, StoreError, candidate_fingerprint, default_store_path
+from .taxonomy import SUBSCORES
 
 
 class RunError(RuntimeError):
@@ -148,45 +157,51 @@ async def execute(
     concurrency: int,
     on_result: Callable[[PassResult], None],
 ) -> None:
-    """Run tasks through the judge in batches, at most ``concurrency`` batches at once."""
+    """Run tasks through the judge in batches, at most ``concurrency`` batches at once.
+
+    A fixed set of workers pulls batches in order, so memory stays bounded by
+    the concurrency, not by the number of tasks.
+    """
     size = max(1, int(getattr(judge, "batch_size", 1)))
-    batches = [list(tasks[i : i + size]) for i in range(0, len(tasks), size)]
-    semaphore = asyncio.Semaphore(concurrency)
+    batches = (list(tasks[i : i + size]) for i in range(0, len(tasks), size))
 
     async def run(batch: list[JudgeTask]) -> None:
-        async with semaphore:
-            expected = {
-                (t.candidate.key, p): (t, s)
-                for t in batch
-                for p, s in zip(t.passes, t.seeds, strict=True)
-            }
-            try:
-                results = await judge.ajudge(batch)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a judge bug fails its batch, not the run
-                results = [
-                    PassResult.failure(
-                        key, p, s, f"judge raised {type(exc).__name__}: {exc}", transient=True
-                    )
-                    for (key, p), (_, s) in expected.items()
-                ]
-            malformed = 0
-            for result in results:
-                if not isinstance(result, PassResult):
-                    malformed += 1
-                    continue
-                if expected.pop((result.key, result.pass_index), None) is not None:
-                    on_result(_checked(result))
-            why = f" ({malformed} malformed result(s))" if malformed else ""
-            for (key, p), (_, s) in expected.items():
-                on_result(
-                    PassResult.failure(
-                        key, p, s, f"judge returned no result for this pass{why}", transient=True
-                    )
+        expected = {
+            (t.candidate.key, p): (t, s)
+            for t in batch
+            for p, s in zip(t.passes, t.seeds, strict=True)
+        }
+        try:
+            results = await judge.ajudge(batch)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a judge bug fails its batch, not the run
+            results = [
+                PassResult.failure(
+                    key, p, s, f"judge raised {type(exc).__name__}: {exc}", transient=True
                 )
+                for (key, p), (_, s) in expected.items()
+            ]
+        malformed = 0
+        for result in results:
+            if not isinstance(result, PassResult):
+                malformed += 1
+                continue
+            if expected.pop((result.key, result.pass_index), None) is not None:
+                on_result(_checked(result))
+        why = f" ({malformed} malformed result(s))" if malformed else ""
+        for (key, p), (_, s) in expected.items():
+            on_result(
+                PassResult.failure(
+                    key, p, s, f"judge returned no result for this pass{why}", transient=True
+                )
+            )
 
-    await asyncio.gather(*(run(batch) for batch in batches))
+    async def worker() -> None:
+        for batch in batches:  # one shared generator: each batch goes to one worker
+            await run(batch)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
 def run_evaluation(
@@ -228,72 +243,107 @@ def _run(
         raise RunError(str(exc)) from exc
     with store:
         cand_fps = {key: candidate_fingerprint(c) for key, c in bench.candidates.items()}
-        stored = (
-            {}
+        have = (
+            set()
             if options.fresh
-            else store.get(
+            else store.have(
                 judge_fp, cand_fps.values(), options.seed, include_failed=not options.retry_failed
             )
         )
-        stored = {item: rec for item, rec in stored.items() if item[1] < k}
-        tasks = plan_tasks(bench, k, options.seed, set(stored), cand_fps)
-        fresh_results: dict[tuple[str, int], PassResult] = {}
+        tasks = plan_tasks(bench, k, options.seed, have, cand_fps)
         todo = sum(len(t.passes) for t in tasks)
+        progress = _Progress()
         t0 = time.monotonic()
         try:
-            _judge_all(judge, judge_fp, tasks, store, cand_fps, options, fresh_results, todo)
+            _judge_all(judge, judge_fp, tasks, store, cand_fps, options, progress, todo)
         except KeyboardInterrupt:
             store.release(judge_fp)
-            raise RunInterrupted(len(fresh_results), todo, store_path) from None
+            raise RunInterrupted(progress.judged, todo, store_path) from None
         judging_seconds = time.monotonic() - t0
-        # Passes judged before this run, as stored now (--fresh uses none of them).
-        latest = (
-            {}
-            if options.fresh
-            else {
-                item: rec
-                for item, rec in store.get(judge_fp, cand_fps.values(), options.seed).items()
-                if item[1] < k
-            }
+
+        run_name = name or (judge.name if k == 1 else f"{judge.name}-k{k}")
+        run_dir = out or Path("reports") / "runs" / run_name
+        # Records stream from the store to records.parquet; only what the metrics
+        # need stays in memory, so a run of any size fits.
+        tally = _Tally()
+        write_records(
+            run_dir / RECORDS,
+            tally.watch(
+                _iter_records(bench, k, store, judge_fp, options.seed, cand_fps, progress.transient)
+            ),
         )
-    records = []
-    for key in bench.candidates:
-        fp = cand_fps[key]
-        for p in range(k):
-            if (key, p) in fresh_results:
-                records.append(fresh_results[(key, p)].to_record())
-            elif (fp, p) in latest:
-                records.append(latest[(fp, p)])
     judge_info = {**judge.describe(), "fingerprint": judge_fp}
     metrics, outcomes, warnings = compute_metrics(
-        bench, records, judge=judge_info, k=k, n_bootstrap=options.n_bootstrap
+        bench, tally.compact, judge=judge_info, k=k, n_bootstrap=options.n_bootstrap
     )
-    failed_passes = [r for r in records if r["status"] == "failed"]
-    if failed_passes:
-        reasons: dict[str, int] = {}
-        for rec in failed_passes:
-            reason = str(rec.get("error") or "unknown").split(":")[0]
-            reasons[reason] = reasons.get(reason, 0) + 1
+    if tally.failed:
+        reasons = ", ".join(f"{n} {r}" for r, n in sorted(tally.failed.items()))
         warnings.append(
-            f"{len(failed_passes)} pass(es) failed ({', '.join(f'{n} {r}' for r, n in sorted(reasons.items()))}); see records.parquet"
+            f"{sum(tally.failed.values())} pass(es) failed ({reasons}); see records.parquet"
         )
-    run_name = name or (judge.name if k == 1 else f"{judge.name}-k{k}")
-    run_dir = out or Path("reports") / "runs" / run_name
-    manifest = build_manifest(
-        bench,
-        started=started,
-        judge=judge_info,
-        extra=_usage(
-            records, card, judge, options, store_path, k, len(fresh_results), judging_seconds
-        ),
-    )
-    write_run(run_dir, metrics=metrics, records=records, outcomes=outcomes, manifest=manifest)
+    usage = _usage(tally, card, options, store_path, k, progress.judged, judging_seconds)
+    manifest = build_manifest(bench, started=started, judge=judge_info, extra=usage)
+    write_run(run_dir, metrics=metrics, records=None, outcomes=outcomes, manifest=manifest)
     reference = (
         paper_reference(card.paper_judge if card is not None else None, k)
         if bench.source.lower() == HUB_ID.lower()
         else None
     )
     return RunSummary(run_dir, metrics, warnings, reference)
+
+
+@dataclass
+class _Progress:
+    """What this run judged: a count, and the failures that were not stored (network, timeouts)."""
+
+    judged: int = 0
+    transient: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class _Tally:
+    """Watches records on their way to disk: the fields the metrics need, tokens, failures."""
+
+    compact: list[dict[str, Any]] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    failed: dict[str, int] = field(default_factory=dict)
+
+    def watch(self, records: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for rec in records:
+            self.compact.append({name: rec.get(name) for name in _METRIC_FIELDS})
+            self.prompt_tokens += int(rec.get("prompt_tokens") or 0)
+            self.completion_tokens += int(rec.get("completion_tokens") or 0)
+            if rec["status"] == "failed":
+                reason = str(rec.get("error") or "unknown").split(":")[0]
+                self.failed[reason] = self.failed.get(reason, 0) + 1
+            yield rec
+
+
+_METRIC_FIELDS = ("key", "pass", "status", *SUBSCORES)
+
+
+def _iter_records(
+    bench: Benchmark,
+    k: int,
+    store: PassStore,
+    judge_fp: str,
+    seed: int,
+    cand_fps: dict[str, str],
+    transient: dict[tuple[str, int], dict[str, Any]],
+    chunk: int = 512,
+) -> Iterator[dict[str, Any]]:
+    """Every pass < k of every candidate, in benchmark order: this run's unstored failures
+    first, else what the store holds (this run's answers and earlier runs')."""
+    keys = list(bench.candidates)
+    for start in range(0, len(keys), chunk):
+        part = keys[start : start + chunk]
+        stored = store.get(judge_fp, [cand_fps[key] for key in part], seed)
+        for key in part:
+            for p in range(k):
+                record = transient.get((key, p)) or stored.get((cand_fps[key], p))
+                if record is not None:
+                    yield record
 
 
 def _judge_all(
@@ -303,7 +353,7 @@ def _judge_all(
     store: PassStore,
     cand_fps: dict[str, str],
     options: RunOptions,
-    fresh_results: dict[tuple[str, int], PassResult],
+    progress_state: _Progress,
     todo: int,
 ) -> None:
     if not tasks:
@@ -327,14 +377,15 @@ def _judge_all(
         bar = progress.add_task(f"judging with {judge.name}", total=todo, rate="")
 
         def on_result(result: PassResult) -> None:
-            fp = cand_fps[result.key]
-            if not result.transient:
-                store.put(judge_fp, fp, result.to_record())
-            fresh_results[(result.key, result.pass_index)] = result
+            record = result.to_record()
+            if result.transient:  # may succeed next time: kept for this run's results only
+                progress_state.transient[(result.key, result.pass_index)] = record
+            else:
+                store.put(judge_fp, cand_fps[result.key], record)
+            progress_state.judged += 1
             elapsed = max(time.monotonic() - start, 1e-9)
-            progress.update(bar, advance=1, rate=f"{len(fresh_results) / elapsed:.1f} passes/s")
+            progress.update(bar, advance=1, rate=f"{progress_state.judged / elapsed:.1f} passes/s")
 
-        key_of = {fp: key for key, fp in cand_fps.items()}
         pending = tasks
         while pending:
             items = [(cand_fps[t.candidate.key], p) for t in pending for p in t.passes]
@@ -349,38 +400,29 @@ def _judge_all(
                 break
             # Another live run holds these passes: take its answers, or take over when it dies.
             time.sleep(0.5)
-            done = store.get(judge_fp, {fp for fp, _ in theirs}, options.seed)
-            for fp, p in theirs & set(done):
-                fresh_results[(key_of[fp], p)] = _from_record(done[(fp, p)])
-                progress.update(bar, advance=1)
-            pending = _restrict(pending, theirs - set(done), cand_fps)
+            done = store.have(judge_fp, {fp for fp, _ in theirs}, options.seed) & theirs
+            progress.update(bar, advance=len(done))
+            pending = _restrict(pending, theirs - done, cand_fps)
     store.release(judge_fp)
 
 
-def _from_record(record: dict[str, Any]) -> PassResult:
-    fields = {k: v for k, v in record.items() if k != "pass"}
-    return PassResult(pass_index=int(record["pass"]), **fields)
-
-
 def _usage(
-    records: list[dict[str, Any]],
+    tally: _Tally,
     card: Any,
-    judge: Judge,
     options: RunOptions,
     store_path: Path,
     k: int,
     judged_now: int,
     seconds: float,
 ) -> dict[str, Any]:
-    prompt = sum(int(r.get("prompt_tokens") or 0) for r in records)
-    completion = sum(int(r.get("completion_tokens") or 0) for r in records)
+    prompt, completion = tally.prompt_tokens, tally.completion_tokens
     usage: dict[str, Any] = {
         "k": k,
         "seed": options.seed,
         "store": str(store_path),
-        "passes_total": len(records),
+        "passes_total": len(tally.compact),
         "passes_judged_now": judged_now,
-        "passes_reused": len(records) - judged_now,
+        "passes_reused": len(tally.compact) - judged_now,
         "judging_seconds": round(seconds, 3),
         "tokens": {"prompt": prompt, "completion": completion},
         "base_urls": [redact_url(u) for u in options.base_urls],

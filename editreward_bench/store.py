@@ -138,6 +138,26 @@ class PassStore:
                     found[(cand_fp, pass_index)] = json.loads(record)
         return found
 
+    def have(
+        self, judge_fp: str, cand_fps: Iterable[str], base_seed: int, *, include_failed: bool = True
+    ) -> set[tuple[str, int]]:
+        """Which (cand_fp, pass) items are stored (pass p with seed ``base_seed + p``), without reading them."""
+        fps = list(cand_fps)
+        found: set[tuple[str, int]] = set()
+        status = "" if include_failed else " AND status = 'ok'"
+        with self._lock:
+            for start in range(0, len(fps), 500):
+                chunk = fps[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                found.update(
+                    self._conn.execute(
+                        f"SELECT cand_fp, pass FROM passes WHERE judge_fp = ? AND seed = ? + pass"
+                        f" AND cand_fp IN ({marks}){status}",
+                        (judge_fp, base_seed, *chunk),
+                    ).fetchall()
+                )
+        return found
+
     def put(self, judge_fp: str, cand_fp: str, record: Mapping[str, Any]) -> None:
         """Persist one pass (replacing an older answer for the same key).
 
