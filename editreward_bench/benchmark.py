@@ -46,7 +46,7 @@ class CandidateImageError(RuntimeError):
     """One candidate's image cannot be decoded; the candidate fails, the run goes on."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Pair:
     """One benchmark row: ``keys[0]`` is the edit people preferred on ``dimension``."""
 
@@ -59,7 +59,7 @@ class Pair:
     source_id: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImageRef:
     """Where one image's encoded bytes live in the Arrow table."""
 
@@ -71,7 +71,7 @@ class ImageRef:
     height: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """One edit to judge: an (instruction, source image, edited image) triple."""
 

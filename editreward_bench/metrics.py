@@ -39,7 +39,7 @@ Scores = Mapping[str, Mapping[str, float] | None]
 Table = dict[str, Any]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RowOutcome:
     """How the judge did on one benchmark row."""
 
@@ -176,6 +176,9 @@ def _cluster_matrices(outcomes: Sequence[RowOutcome]) -> tuple[np.ndarray, np.nd
     return correct, total
 
 
+_BOOTSTRAP_CHUNK = 100
+
+
 def bootstrap_ci(
     outcomes: Sequence[RowOutcome], n_resamples: int = 1000, seed: int = 0, level: float = 0.95
 ) -> Table:
@@ -187,13 +190,19 @@ def bootstrap_ci(
     """
     correct, total = _cluster_matrices(outcomes)
     n_clusters = correct.shape[0]
-    if n_clusters == 0:
+    if n_clusters == 0 or n_resamples < 1:  # nothing to resample, or no intervals asked for
         return _map_table(macro_table({}), lambda _: None)
     rng = np.random.default_rng(seed)
-    weights = rng.multinomial(n_clusters, np.full(n_clusters, 1.0 / n_clusters), size=n_resamples)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        acc = (weights @ correct) / (weights @ total)  # resamples x cells
-    acc = acc.reshape(n_resamples, len(SUBTASKS), len(DIMENSIONS))
+    probabilities = np.full(n_clusters, 1.0 / n_clusters)
+    chunks = []
+    # Draw the resampling weights a chunk at a time: resamples x clusters would
+    # otherwise grow with the benchmark (33 MB at 12,288 rows).
+    for start in range(0, n_resamples, _BOOTSTRAP_CHUNK):
+        size = min(_BOOTSTRAP_CHUNK, n_resamples - start)
+        weights = rng.multinomial(n_clusters, probabilities, size=size)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            chunks.append((weights @ correct) / (weights @ total))  # resamples x cells
+    acc = np.concatenate(chunks).reshape(n_resamples, len(SUBTASKS), len(DIMENSIONS))
     present = total.sum(axis=0).reshape(len(SUBTASKS), len(DIMENSIONS)) > 0
     alpha = (1 - level) / 2 * 100
 
@@ -244,34 +253,64 @@ def _map_table(table: Table, fn: Any) -> Table:
 # --------------------------------------------------------------------------- Avg@k
 
 
+@dataclass(frozen=True, slots=True)
+class PassScores:
+    """What Avg@k needs of one pass record (compact: a run keeps one per pass in memory)."""
+
+    key: str
+    pass_index: int
+    ok: bool
+    prompt_following: float | None = None
+    consistency: float | None = None
+    perceptual_quality: float | None = None
+    overall: float | None = None
+
+    @classmethod
+    def of(cls, record: Mapping[str, Any]) -> PassScores:
+        """From a pass record (``key``, ``pass``, ``status`` and the sub-scores)."""
+
+        def number(name: str) -> float | None:
+            value = record.get(name)
+            # A sub-score a judge does not produce (predictions without perceptual
+            # quality) stays None instead of poisoning the mean.
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                return None
+            return float(value)
+
+        return cls(
+            str(record["key"]),
+            int(record["pass"]),
+            record["status"] == "ok",
+            *(number(name) for name in SUBSCORES),
+        )
+
+
 def avg_at_k(
-    records: Iterable[Mapping[str, Any]], k: int
+    passes: Iterable[PassScores], k: int
 ) -> tuple[dict[str, dict[str, float] | None], dict[str, int]]:
     """Avg@k: per candidate, the mean of each sub-score over its successful passes < k.
 
-    ``records`` are pass records (``key``, ``pass``, ``status`` and the sub-scores).
     Returns (scores per key, None where no pass < k succeeded; successful pass count per key).
     """
-    sums: dict[str, dict[str, list[float]]] = {}
-    counts: dict[str, int] = {}
+    sums: dict[str, list[float]] = {}
+    counts: dict[str, list[int]] = {}
     seen: set[str] = set()
-    for rec in records:
-        if int(rec["pass"]) >= k:
+    for rec in passes:
+        if rec.pass_index >= k:
             continue
-        key = str(rec["key"])
-        seen.add(key)
-        if rec["status"] != "ok":
+        seen.add(rec.key)
+        if not rec.ok:
             continue
-        acc = sums.setdefault(key, {name: [0.0, 0] for name in SUBSCORES})
-        for name in SUBSCORES:
-            value = rec.get(name)
-            # A sub-score a judge does not produce (predictions without
-            # perceptual quality) stays None instead of poisoning the mean.
-            if value is not None and not (isinstance(value, float) and math.isnan(value)):
-                acc[name][0] += float(value)
-                acc[name][1] += 1
-        counts[key] = counts.get(key, 0) + 1
+        total = sums.setdefault(rec.key, [0.0] * len(SUBSCORES))
+        count = counts.setdefault(rec.key, [0] * (len(SUBSCORES) + 1))
+        for i, name in enumerate(SUBSCORES):
+            value = getattr(rec, name)
+            if value is not None:
+                total[i] += value
+                count[i] += 1
+        count[-1] += 1
     scores: dict[str, dict[str, float] | None] = {key: None for key in seen}
-    for key, acc in sums.items():
-        scores[key] = {name: total / n for name, (total, n) in acc.items() if n}
-    return scores, counts
+    for key, total in sums.items():
+        count = counts[key]
+        scores[key] = {name: total[i] / count[i] for i, name in enumerate(SUBSCORES) if count[i]}
+    return scores, {key: count[-1] for key, count in counts.items()}

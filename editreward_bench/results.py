@@ -30,6 +30,7 @@ from typing import Any
 from . import __version__
 from .benchmark import Benchmark
 from .metrics import (
+    PassScores,
     RowOutcome,
     accuracy,
     avg_at_k,
@@ -203,21 +204,22 @@ class RunSummary:
 
 
 def score_run(
-    bench: Benchmark, records: Sequence[Mapping[str, Any]], k: int
+    bench: Benchmark, records: Iterable[Mapping[str, Any] | PassScores], k: int
 ) -> tuple[dict[str, Any], list[RowOutcome]]:
     """Everything in metrics.json that follows from the records alone (no bootstrap).
 
     Avg@k scores per candidate, then the paper's accuracy and the extra statistics.
     Returns (those metrics, per-row outcomes). ``erb verify`` recomputes runs with it.
     """
-    scores, ok_passes = avg_at_k(records, k)
+    passes = [r if isinstance(r, PassScores) else PassScores.of(r) for r in records]
+    scores, ok_passes = avg_at_k(passes, k)
     # Candidates with no record at all (missing predictions) are failures too.
     for key in bench.candidates:
         scores.setdefault(key, None)
     outcomes = compare_pairs(bench.pairs, scores)
     curve = {}
     for kk in range(1, k + 1):
-        kk_scores = scores if kk == k else avg_at_k(records, kk)[0]
+        kk_scores = scores if kk == k else avg_at_k(passes, kk)[0]
         for key in bench.candidates:
             kk_scores.setdefault(key, None)
         curve[str(kk)] = accuracy(compare_pairs(bench.pairs, kk_scores))
@@ -237,7 +239,7 @@ def score_run(
 
 def compute_metrics(
     bench: Benchmark,
-    records: Sequence[Mapping[str, Any]],
+    records: Iterable[Mapping[str, Any] | PassScores],
     *,
     judge: Mapping[str, Any],
     k: int,

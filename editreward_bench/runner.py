@@ -26,6 +26,7 @@ from .judges import (
     UnknownJudgeError,
     load_judge,
 )
+from .metrics import PassScores
 from .redact import redact_url
 from .resources import published_results_csv
 from .results import (
@@ -38,7 +39,6 @@ from .results import (
     write_run,
 )
 from .store import PassStore, StoreError, candidate_fingerprint, default_store_path
-from .taxonomy import SUBSCORES
 
 
 class RunError(RuntimeError):
@@ -304,23 +304,20 @@ class _Progress:
 class _Tally:
     """Watches records on their way to disk: the fields the metrics need, tokens, failures."""
 
-    compact: list[dict[str, Any]] = field(default_factory=list)
+    compact: list[PassScores] = field(default_factory=list)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     failed: dict[str, int] = field(default_factory=dict)
 
     def watch(self, records: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for rec in records:
-            self.compact.append({name: rec.get(name) for name in _METRIC_FIELDS})
+            self.compact.append(PassScores.of(rec))
             self.prompt_tokens += int(rec.get("prompt_tokens") or 0)
             self.completion_tokens += int(rec.get("completion_tokens") or 0)
             if rec["status"] == "failed":
                 reason = str(rec.get("error") or "unknown").split(":")[0]
                 self.failed[reason] = self.failed.get(reason, 0) + 1
             yield rec
-
-
-_METRIC_FIELDS = ("key", "pass", "status", *SUBSCORES)
 
 
 def _iter_records(

@@ -9,6 +9,7 @@ import pytest
 
 from editreward_bench.benchmark import Pair
 from editreward_bench.metrics import (
+    PassScores,
     RowOutcome,
     accuracy,
     avg_at_k,
@@ -196,7 +197,8 @@ def test_avg_at_k_means_successful_passes_below_k() -> None:
         rec("b", 1, v=6),
         rec("c", 0, "failed"),
     ]
-    scores, counts = avg_at_k(records, 2)
+    passes = [PassScores.of(r) for r in records]
+    scores, counts = avg_at_k(passes, 2)
     assert scores["a"] == {
         "prompt_following": 3,
         "consistency": 3,
@@ -205,4 +207,4 @@ def test_avg_at_k_means_successful_passes_below_k() -> None:
     }
     assert scores["b"]["overall"] == 6 and counts["b"] == 1  # type: ignore[index]
     assert scores["c"] is None
-    assert avg_at_k(records, 1)[0]["b"] is None
+    assert avg_at_k(passes, 1)[0]["b"] is None

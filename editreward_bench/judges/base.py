@@ -66,7 +66,7 @@ class SharedSourceCandidate(CandidateLike, Protocol):
     def load_edited(self) -> PILImage.Image: ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class JudgeTask:
     """Score ``candidate`` for each pass in ``passes``; pass ``passes[i]`` uses ``seeds[i]``."""
 
