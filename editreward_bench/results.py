@@ -41,7 +41,7 @@ from .metrics import (
     tie_rate,
 )
 from .redact import redact_text
-from .taxonomy import DIMENSIONS, SUBSCORES
+from .taxonomy import SUBSCORES
 
 SCHEMA_VERSION = 1
 METRICS = "metrics.json"
@@ -358,14 +358,3 @@ def read_metrics(run: Path) -> dict[str, Any]:
     if data.get("schema_version") != SCHEMA_VERSION:
         raise ValueError(f"{path}: unsupported schema_version {data.get('schema_version')!r}")
     return dict(data)
-
-
-__all__ = [
-    "DIMENSIONS",
-    "RECORD_COLUMNS",
-    "RunSummary",
-    "build_manifest",
-    "compute_metrics",
-    "read_metrics",
-    "write_run",
-]

@@ -125,7 +125,8 @@ class OpenAIBackend(Backend):
             raise JudgeLoadError(f"judge {card.name!r}: no model to ask for; pass --model")
         model = served_name(card)
         local = any(host in base_urls[0] for host in ("localhost", "127.0.0.1", "[::1]"))
-        hint = vllm_serve_command(card) if local else None
+        # Only hub models are vLLM's to serve: an API card pointed at a local URL gets no recipe.
+        hint = vllm_serve_command(card) if local and "/" in card.model else None
         return cls(
             model=model,
             adapter=card.adapter,
