@@ -95,6 +95,7 @@ def leaderboard(
     ] = 50,
 ) -> None:
     """Build the leaderboard: one self-contained HTML page (or the main table as md/csv/latex)."""
+    from .published import read_published
     from .report.runs import (
         MixedDatasetsError,
         RunFolderError,
@@ -102,7 +103,6 @@ def leaderboard(
         find_run_folders,
         latest_per_judge,
         load_runs,
-        read_published,
     )
 
     try:
@@ -152,8 +152,9 @@ def report(
     ] = 50,
 ) -> None:
     """One run's page: tables, subtask heatmap, Avg@k, samples, provenance, verification."""
+    from .published import read_published
     from .report.html import render_report
-    from .report.runs import RunFolderError, load_run, read_published
+    from .report.runs import RunFolderError, load_run
 
     try:
         loaded = load_run(run)

@@ -9,7 +9,6 @@ the moment it returns. Metrics for every k' <= k come from the same records.
 from __future__ import annotations
 
 import asyncio
-import csv
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -27,8 +26,8 @@ from .judges import (
     load_judge,
 )
 from .metrics import PassScores
+from .published import paper_row
 from .redact import redact_url
-from .resources import published_results_csv
 from .results import (
     RECORDS,
     RunSummary,
@@ -97,18 +96,6 @@ def open_judge(name: str, options: RunOptions) -> Judge:
         )
     except (UnknownJudgeError, CardError, JudgeLoadError) as exc:
         raise RunError(str(exc.args[0] if exc.args else exc)) from exc
-
-
-def paper_reference(paper_judge: str | None, k: int) -> dict[str, dict[str, float]] | None:
-    """The paper's published blocks for a judge at k, or None."""
-    if not paper_judge:
-        return None
-    table: dict[str, dict[str, float]] = {}
-    with published_results_csv().open(encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            if row["judge"] == paper_judge and int(row["k"]) == k:
-                table.setdefault(row["block"], {})[row["dimension"]] = float(row["accuracy"])
-    return table or None
 
 
 def plan_tasks(
@@ -285,7 +272,7 @@ def _run(
     manifest = build_manifest(bench, started=started, judge=judge_info, extra=usage)
     write_run(run_dir, metrics=metrics, records=None, outcomes=outcomes, manifest=manifest)
     reference = (
-        paper_reference(card.paper_judge if card is not None else None, k)
+        paper_row(card.paper_judge if card is not None else None, k)
         if bench.source.lower() == HUB_ID.lower()
         else None
     )

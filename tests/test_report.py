@@ -22,6 +22,7 @@ from conftest import REPO, make_row, png
 from typer.testing import CliRunner
 
 from editreward_bench.cli import app as erb_app
+from editreward_bench.published import read_published
 from editreward_bench.report.html import render_leaderboard
 from editreward_bench.report.runs import (
     MixedDatasetsError,
@@ -29,7 +30,6 @@ from editreward_bench.report.runs import (
     latest_per_judge,
     load_run,
     load_runs,
-    read_published,
     read_run_data,
 )
 from editreward_bench.report.samples import pick_rows

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..benchmark import HUB_ID
+from ..published import ReferenceRow
 from ..results import now_iso
 from ..taxonomy import (
     BLOCKS,
@@ -26,7 +27,7 @@ from ..taxonomy import (
     SUBTASKS,
 )
 from . import charts
-from .runs import ReferenceRow, Run, block_cells, read_run_data
+from .runs import Run, block_cells, read_run_data
 from .samples import SampleSet, Thumbnails, wrong_samples
 from .significance import PairTest, RowResults, paired_tests, row_results
 from .tables import COLUMNS, TableRow, best_values, block_title, cell_view, column_id, measured_rows

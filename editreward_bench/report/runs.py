@@ -3,13 +3,12 @@
 A leaderboard compares runs on one dataset: :func:`check_same_dataset` refuses
 runs whose ``metrics.json`` dataset fingerprints differ (unless mixing is
 allowed), and :func:`latest_per_judge` keeps the newest run of each
-(judge name, k). The paper's published numbers are read by
-:func:`read_published`; they are reference rows, never runs.
+(judge name, k). The paper's published numbers are reference rows, never
+runs (:mod:`editreward_bench.published`).
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as _dt
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..results import MANIFEST, METRICS, OUTCOMES, RECORDS, read_metrics
-from ..taxonomy import BLOCKS, DIMENSIONS, OVERALL_BLOCK, SUBSCORES
+from ..taxonomy import OVERALL_BLOCK, SUBSCORES
 
 #: Where ``erb evaluate`` writes runs by default, and where the leaderboard looks.
 DEFAULT_RUNS_ROOT = Path("reports") / "runs"
@@ -267,49 +266,3 @@ def block_cells(table: Mapping[str, Any], block: str) -> dict[str, Any]:
     if block == OVERALL_BLOCK:
         return dict(table.get(OVERALL_BLOCK) or {})
     return dict((table.get("groups") or {}).get(block) or {})
-
-
-# --------------------------------------------------------------------------- the paper
-
-
-@dataclass(frozen=True)
-class ReferenceRow:
-    """A judge's numbers as published (``data/published_results.csv``), not measured here."""
-
-    judge: str
-    k: int
-    source: str
-    #: {block: {dimension: accuracy}} for the blocks of the paper's table.
-    accuracy: dict[str, dict[str, float | None]]
-
-    @property
-    def label(self) -> str:
-        return f"{self.judge} (k={self.k})"
-
-
-def read_published(path: Path | None = None) -> list[ReferenceRow]:
-    """The paper's table, one :class:`ReferenceRow` per (judge, k), in file order."""
-    from ..resources import published_results_csv
-
-    csv_path = path or published_results_csv()
-    rows: dict[tuple[str, int], dict[str, Any]] = {}
-    with csv_path.open(newline="", encoding="utf-8") as fh:
-        for line_no, row in enumerate(csv.DictReader(fh), start=2):
-            block, dimension = row.get("block"), row.get("dimension")
-            if block not in BLOCKS or dimension not in DIMENSIONS:
-                raise ValueError(
-                    f"{csv_path}:{line_no}: unknown block {block!r} or dimension {dimension!r}"
-                )
-            key = (row["judge"], int(row["k"]))
-            entry = rows.setdefault(
-                key,
-                {
-                    "source": row.get("source") or "",
-                    "acc": {b: dict.fromkeys(DIMENSIONS) for b in BLOCKS},
-                },
-            )
-            entry["acc"][block][dimension] = float(row["accuracy"])
-    return [
-        ReferenceRow(judge=judge, k=k, source=entry["source"], accuracy=entry["acc"])
-        for (judge, k), entry in rows.items()
-    ]
