@@ -118,45 +118,41 @@ class PassStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _select(
+        self,
+        columns: str,
+        judge_fp: str,
+        cand_fps: Iterable[str],
+        base_seed: int,
+        include_failed: bool,
+    ) -> list[tuple[Any, ...]]:
+        """Rows of stored passes of these candidates whose pass p has seed ``base_seed + p``."""
+        fps = list(cand_fps)
+        status = "" if include_failed else " AND status = 'ok'"
+        rows: list[tuple[Any, ...]] = []
+        with self._lock:
+            for start in range(0, len(fps), 500):  # SQLite caps the parameters of one statement
+                chunk = fps[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows += self._conn.execute(
+                    f"SELECT {columns} FROM passes WHERE judge_fp = ? AND seed = ? + pass"
+                    f" AND cand_fp IN ({marks}){status}",
+                    (judge_fp, base_seed, *chunk),
+                ).fetchall()
+        return rows
+
     def get(
         self, judge_fp: str, cand_fps: Iterable[str], base_seed: int, *, include_failed: bool = True
     ) -> dict[tuple[str, int], dict[str, Any]]:
         """Stored records whose pass p has seed ``base_seed + p``: {(cand_fp, p): record}."""
-        fps = list(cand_fps)
-        found: dict[tuple[str, int], dict[str, Any]] = {}
-        with self._lock:
-            for start in range(0, len(fps), 500):
-                chunk = fps[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                status = "" if include_failed else " AND status = 'ok'"
-                rows = self._conn.execute(
-                    f"SELECT cand_fp, pass, record FROM passes WHERE judge_fp = ? AND seed = ? + pass"
-                    f" AND cand_fp IN ({marks}){status}",
-                    (judge_fp, base_seed, *chunk),
-                ).fetchall()
-                for cand_fp, pass_index, record in rows:
-                    found[(cand_fp, pass_index)] = json.loads(record)
-        return found
+        rows = self._select("cand_fp, pass, record", judge_fp, cand_fps, base_seed, include_failed)
+        return {(cand_fp, p): json.loads(record) for cand_fp, p, record in rows}
 
     def have(
         self, judge_fp: str, cand_fps: Iterable[str], base_seed: int, *, include_failed: bool = True
     ) -> set[tuple[str, int]]:
         """Which (cand_fp, pass) items are stored (pass p with seed ``base_seed + p``), without reading them."""
-        fps = list(cand_fps)
-        found: set[tuple[str, int]] = set()
-        status = "" if include_failed else " AND status = 'ok'"
-        with self._lock:
-            for start in range(0, len(fps), 500):
-                chunk = fps[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                found.update(
-                    self._conn.execute(
-                        f"SELECT cand_fp, pass FROM passes WHERE judge_fp = ? AND seed = ? + pass"
-                        f" AND cand_fp IN ({marks}){status}",
-                        (judge_fp, base_seed, *chunk),
-                    ).fetchall()
-                )
-        return found
+        return set(self._select("cand_fp, pass", judge_fp, cand_fps, base_seed, include_failed))
 
     def put(self, judge_fp: str, cand_fp: str, record: Mapping[str, Any]) -> None:
         """Persist one pass (replacing an older answer for the same key).
