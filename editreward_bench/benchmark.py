@@ -240,6 +240,14 @@ class Benchmark:
 # --------------------------------------------------------------------------- loading
 
 
+def quiet_datasets() -> None:
+    """Silence datasets' progress bars and info logs (the CLI and reports print their own)."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+
+
 def load_benchmark(
     source: str | os.PathLike[str] = HUB_ID,
     revision: str | None = None,

@@ -56,13 +56,9 @@ def _escape(text: str) -> str:
 
 def _quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
-        import datasets
+    from .benchmark import quiet_datasets
 
-        datasets.disable_progress_bars()
-        datasets.logging.set_verbosity_error()
-    except Exception:
-        pass
+    quiet_datasets()
     if "transformers" in sys.modules or importlib.util.find_spec("transformers") is not None:
         # Set through the environment so transformers need not be imported here.
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -351,7 +347,7 @@ def evaluate(
     if (predictions is None) == (judge is None):
         _fail("give exactly one of --predictions FILE or --judge NAME")
     if judge is not None:
-        _check_judge_name(judge)
+        _judge_entry(judge)  # fail on an unknown judge before loading any data
     bench = _load_bench(dataset, revision, split, max_image_pixels)
     try:
         bench = bench.subset(limit)
@@ -393,12 +389,12 @@ def _backend_options(
     return {k: v for k, v in given.items() if v is not None}
 
 
-def _check_judge_name(name: str) -> None:
-    """Fail on an unknown judge before loading any data."""
+def _judge_entry(name: str) -> Any:
+    """A judge by card name, card path or plugin name; an unknown one ends the command."""
     from .judges import CardError, UnknownJudgeError, resolve_card
 
     try:
-        resolve_card(name)
+        return resolve_card(name)
     except (UnknownJudgeError, CardError) as exc:
         _fail(str(exc.args[0]))
 
@@ -510,14 +506,9 @@ def prompts_cmd(
     """Print the exact SC and PQ prompt texts a judge receives."""
     import json
 
-    from .judges import CardError, UnknownJudgeError, resolve_card
     from .judges.editscore import SCORE_RANGE, load_prompts
 
-    try:
-        entry = resolve_card(judge)
-    except (UnknownJudgeError, CardError) as exc:
-        _fail(str(exc.args[0]))
-    card = entry.card
+    card = _judge_entry(judge).card
     if card is None or card.protocol != "editscore":
         _fail(
             f"judge {judge!r} does not use prompts (protocol {card.protocol if card else 'plugin'!r})"
@@ -609,12 +600,8 @@ def serve_command(
 ) -> None:
     """Print the `vllm serve` command that serves a judge for `--base-url`."""
     from .backends.serving import vllm_serve_command
-    from .judges import CardError, UnknownJudgeError, resolve_card
 
-    try:
-        entry = resolve_card(judge)
-    except (UnknownJudgeError, CardError) as exc:
-        _fail(str(exc.args[0]))
+    entry = _judge_entry(judge)
     if entry.card is None or entry.card.protocol != "editscore" or not entry.card.model:
         _fail(f"judge {judge!r} is not a model judge that vLLM can serve")
     assert entry.card is not None

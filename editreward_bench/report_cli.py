@@ -56,16 +56,6 @@ def _write_page(path: Path, text: str) -> None:
         raise
 
 
-def _quiet_libraries() -> None:
-    try:
-        import datasets
-
-        datasets.disable_progress_bars()
-        datasets.logging.set_verbosity_error()
-    except Exception:
-        pass
-
-
 def leaderboard(
     runs: Annotated[
         list[Path] | None,
@@ -133,9 +123,10 @@ def leaderboard(
             typer.echo(f"wrote {out}")
         return
 
+    from .benchmark import quiet_datasets
     from .report.html import render_leaderboard
 
-    _quiet_libraries()
+    quiet_datasets()
     page = render_leaderboard(loaded, reference=read_published(), notes=notes, sample_limit=samples)
     target = out or DEFAULT_LEADERBOARD
     _write_page(target, page)
@@ -162,7 +153,9 @@ def report(
         _fail(str(exc))
     paper_judge = loaded.judge.get("paper_judge")
     reference = [r for r in read_published() if paper_judge and r.judge == paper_judge]
-    _quiet_libraries()
+    from .benchmark import quiet_datasets
+
+    quiet_datasets()
     page = render_report(loaded, reference=reference, sample_limit=samples)
     target = out or run / "report.html"
     _write_page(target, page)
@@ -189,7 +182,9 @@ def verify(
         loaded = load_run(run)
     except RunFolderError as exc:
         _fail(str(exc))
-    _quiet_libraries()
+    from .benchmark import quiet_datasets
+
+    quiet_datasets()
     bench, note = BenchmarkCache().for_run(loaded, dataset, revision)
     typer.echo(f"verifying {run} ({loaded.label}) against {note}")
     result = verify_run(loaded, bench, intervals=True, dataset_note=note)

@@ -92,9 +92,9 @@ class BenchmarkCache:
         """The benchmark, or the reason it cannot be loaded."""
         key = (source, revision)
         if key not in self._loaded:
-            from ..benchmark import BenchmarkError, load_benchmark
+            from ..benchmark import BenchmarkError, load_benchmark, quiet_datasets
 
-            _quiet_datasets()
+            quiet_datasets()
             try:
                 self._loaded[key] = load_benchmark(source, revision)
             except (BenchmarkError, OSError) as exc:
@@ -123,16 +123,6 @@ class BenchmarkCache:
             bench = bench.subset(rows)
         where = f"{source}" + (f"@{rev}" if rev else "")
         return bench, f"dataset {where}: {len(bench)} rows"
-
-
-def _quiet_datasets() -> None:
-    try:
-        import datasets
-
-        datasets.disable_progress_bars()
-        datasets.logging.set_verbosity_error()
-    except Exception:  # pragma: no cover - only cosmetics
-        pass
 
 
 def verify_run(
