@@ -179,10 +179,6 @@ class Judge(ABC):
             )
         return await in_worker(self.judge, tasks)
 
-    @property
-    def is_async(self) -> bool:
-        return type(self).ajudge is not Judge.ajudge
-
     def preflight(self) -> None:  # noqa: B027 - optional hook
         """Fail fast, before a run starts, if the judge cannot work (endpoint down, model missing)."""
 

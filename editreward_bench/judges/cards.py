@@ -7,8 +7,6 @@ it sends, its default k, and the row of the paper's table it corresponds to.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -53,10 +51,6 @@ class JudgeCard:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    def content_hash(self) -> str:
-        data = {k: v for k, v in self.to_dict().items() if k not in {"source", "description"}}
-        return "sha256:" + hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 def card_from_mapping(data: Mapping[str, Any], source: str) -> JudgeCard:
