@@ -89,6 +89,15 @@ RevisionOpt = Annotated[
     str | None, typer.Option(help="Hub revision (commit, tag or branch) to pin.")
 ]
 SplitOpt = Annotated[str | None, typer.Option(help="Split to use when the dataset has several.")]
+OptionOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--option",
+        "-o",
+        metavar="KEY=VALUE",
+        help="Any judge setting, e.g. -o temperature=0.5 -o layout=text-first (`erb settings`).",
+    ),
+]
 
 
 # --------------------------------------------------------------------------- data
@@ -315,8 +324,11 @@ def evaluate(
         int | None, typer.Option(min=1, help="Local backend: candidates per generate() batch.")
     ] = None,
     max_retries: Annotated[
-        int, typer.Option(min=0, help="Retries of an unparseable answer, each with a new seed.")
-    ] = 2,
+        int | None,
+        typer.Option(
+            min=0, help="Retries of an unparseable answer, each with a new seed (card default: 2)."
+        ),
+    ] = None,
     retry_failed: Annotated[
         bool, typer.Option(help="Judge again the passes stored as failed.")
     ] = False,
@@ -342,6 +354,7 @@ def evaluate(
     bootstrap: Annotated[
         int, typer.Option(min=0, help="Bootstrap resamples for the 95% intervals.")
     ] = 1000,
+    option: OptionOpt = None,
 ) -> None:
     """Evaluate a judge on EditReward-Bench (run it with --judge, or score --predictions)."""
     if (predictions is None) == (judge is None):
@@ -363,7 +376,10 @@ def evaluate(
             k=k, seed=seed, concurrency=concurrency, store=store, fresh=fresh, model=model, adapter=adapter,
             backend=backend, base_urls=list(base_url or []), api_key_env=api_key_env, batch_size=batch_size,
             max_retries=max_retries, n_bootstrap=bootstrap, retry_failed=retry_failed,
-            backend_options=_backend_options(timeout, dtype, device_map, min_pixels, max_pixels),
+            backend_options={
+                **_backend_options(timeout, dtype, device_map, min_pixels, max_pixels),
+                **_parse_options(option),
+            },
         )  # fmt: skip
         summary = _evaluate_judge(bench, judge, options, out, name)
     for message in summary.warnings:
@@ -387,6 +403,19 @@ def _backend_options(
         "max_pixels": max_pixels,
     }
     return {k: v for k, v in given.items() if v is not None}
+
+
+def _parse_options(given: list[str] | None) -> dict[str, Any]:
+    """``--option key=value`` pairs; values are TOML literals, else plain text."""
+    from .judges.options import parse_override_value
+
+    out: dict[str, Any] = {}
+    for item in given or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            _fail(f"--option takes key=value (e.g. --option temperature=0.5), got {item!r}")
+        out[key.strip()] = parse_override_value(value.strip())
+    return out
 
 
 def _judge_entry(name: str) -> Any:
@@ -506,7 +535,8 @@ def prompts_cmd(
     """Print the exact SC and PQ prompt texts a judge receives."""
     import json
 
-    from .judges.editscore import SCORE_RANGE, load_prompts
+    from .judges.editscore import load_prompts
+    from .judges.options import parse_config
 
     card = _judge_entry(judge).card
     if card is None or card.protocol != "editscore":
@@ -514,7 +544,7 @@ def prompts_cmd(
             f"judge {judge!r} does not use prompts (protocol {card.protocol if card else 'plugin'!r})"
         )
     assert card is not None
-    prompts = load_prompts(int(card.options.get("score_range", SCORE_RANGE)))
+    prompts = load_prompts(parse_config(card).common.score_range)
     texts = {"sc": prompts.sc(instruction), "pq": prompts.pq()}
     if json_out:
         sys.stdout.write(json.dumps(texts, ensure_ascii=False) + "\n")
@@ -546,6 +576,7 @@ def score_cmd(
         str | None, typer.Option(help="Environment variable holding the API key.")
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    option: OptionOpt = None,
 ) -> None:
     """Score one edit: the judge as a reward function."""
     import json
@@ -559,6 +590,7 @@ def score_cmd(
         backend=backend,
         base_urls=list(base_url or []),
         api_key_env=api_key_env,
+        backend_options=_parse_options(option),
     )
     try:
         open_image(source), open_image(edited)
@@ -600,12 +632,13 @@ def serve_command(
 ) -> None:
     """Print the `vllm serve` command that serves a judge for `--base-url`."""
     from .backends.serving import vllm_serve_command
+    from .judges.options import parse_config
 
     entry = _judge_entry(judge)
     if entry.card is None or entry.card.protocol != "editscore" or not entry.card.model:
         _fail(f"judge {judge!r} is not a model judge that vLLM can serve")
     assert entry.card is not None
-    print(vllm_serve_command(entry.card, tp=tp, port=port))
+    print(vllm_serve_command(parse_config(entry.card), tp=tp, port=port))
 
 
 register_report_commands(app)

@@ -67,18 +67,18 @@ class RunOptions:
     base_urls: list[str] = field(default_factory=list)
     api_key_env: str | None = None
     batch_size: int | None = None
-    max_retries: int = 2
+    max_retries: int | None = None
     n_bootstrap: int = 1000
     progress: bool = True
-    #: Extra backend overrides (dtype, device_map, min_pixels, max_pixels, timeout...).
+    #: Other judge settings by name (dtype, timeout, temperature, layout...; ``erb settings``).
     backend_options: dict[str, Any] = field(default_factory=dict)
 
     def judge_overrides(self) -> dict[str, Any]:
+        """Settings the user gave: each must be one the judge has."""
         overrides: dict[str, Any] = {
             "base_urls": self.base_urls or None,
             "api_key_env": self.api_key_env,
             "batch_size": self.batch_size,
-            "concurrency": self.concurrency,
             "max_retries": self.max_retries,
             **self.backend_options,
         }
@@ -92,6 +92,8 @@ def open_judge(name: str, options: RunOptions) -> Judge:
             model=options.model,
             adapter=options.adapter,
             backend=options.backend,
+            # The run's concurrency also bounds a backend's own requests in flight, where it has one.
+            optional={"concurrency": options.concurrency},
             **options.judge_overrides(),
         )
     except (UnknownJudgeError, CardError, JudgeLoadError) as exc:
@@ -229,6 +231,9 @@ def _run(
     except StoreError as exc:
         raise RunError(str(exc)) from exc
     with store:
+        store.register_judge(judge_fp, judge.describe_for_fingerprint())
+        legacy = getattr(judge, "legacy_fingerprints", None)
+        adopted = store.adopt(judge_fp, legacy() if callable(legacy) else [])
         cand_fps = {key: candidate_fingerprint(c) for key, c in bench.candidates.items()}
         have = (
             set()
@@ -263,12 +268,16 @@ def _run(
     metrics, outcomes, warnings = compute_metrics(
         bench, tally.compact, judge=judge_info, k=k, n_bootstrap=options.n_bootstrap
     )
+    if adopted:
+        warnings.append(
+            f"{adopted} pass(es) stored by an earlier erb were moved to this judge's new store key"
+        )
     if tally.failed:
         reasons = ", ".join(f"{n} {r}" for r, n in sorted(tally.failed.items()))
         warnings.append(
             f"{sum(tally.failed.values())} pass(es) failed ({reasons}); see records.parquet"
         )
-    usage = _usage(tally, card, options, store_path, k, progress.judged, judging_seconds)
+    usage = _usage(tally, judge, options, store_path, k, progress.judged, judging_seconds)
     manifest = build_manifest(bench, started=started, judge=judge_info, extra=usage)
     write_run(run_dir, metrics=metrics, records=None, outcomes=outcomes, manifest=manifest)
     reference = (
@@ -392,7 +401,7 @@ def _judge_all(
 
 def _usage(
     tally: _Tally,
-    card: Any,
+    judge: Judge,
     options: RunOptions,
     store_path: Path,
     k: int,
@@ -411,10 +420,10 @@ def _usage(
         "tokens": {"prompt": prompt, "completion": completion},
         "base_urls": [redact_url(u) for u in options.base_urls],
     }
-    options_of_card = card.options if card is not None else {}
+    common = getattr(getattr(judge, "config", None), "common", None)
     price_in, price_out = (
-        options_of_card.get("price_input_per_mtok"),
-        options_of_card.get("price_output_per_mtok"),
+        getattr(common, "price_input_per_mtok", None),
+        getattr(common, "price_output_per_mtok", None),
     )
     if price_in is not None and price_out is not None:
         usage["cost_usd"] = round(

@@ -51,8 +51,22 @@ CREATE TABLE IF NOT EXISTS claims (
     PRIMARY KEY (judge_fp, cand_fp, pass, seed)
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS judges (
+    judge_fp    TEXT    PRIMARY KEY,
+    description TEXT    NOT NULL,
+    created     REAL    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS migrations (
+    old_fp     TEXT    NOT NULL,
+    new_fp     TEXT    NOT NULL,
+    passes     INTEGER NOT NULL,
+    at         REAL    NOT NULL
+);
 """
-STORE_VERSION = "1"
+#: 1: erb 0.1 (judge keys from a hand-kept description; no ``judges`` table).
+#: 2: judge keys from the settings' declarations; each key's description is kept in ``judges``,
+#:    and keys of version 1 are moved to version 2 keys when a judge first runs (``adopt``).
+STORE_VERSION = 2
 
 
 def default_store_path() -> Path:
@@ -101,12 +115,93 @@ class PassStore:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA busy_timeout=60000")
-            self._conn.executescript(SCHEMA)
-            self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('version', ?)", (STORE_VERSION,))
+            self._upgrade()
         except sqlite3.DatabaseError as exc:
             raise StoreError(
                 f"the pass store {self.path} cannot be opened ({exc}); move it aside or use --store"
             ) from exc
+
+    def _upgrade(self) -> None:
+        """Create a new store, or bring an older one to this version; refuse a newer one."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            tables = {
+                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            version: int | None = None
+            if "meta" in tables:
+                row = conn.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()
+                if row is not None:
+                    try:
+                        version = int(row[0])
+                    except ValueError:
+                        raise StoreError(
+                            f"the pass store {self.path} has an unreadable version {row[0]!r}; "
+                            "move it aside or use --store"
+                        ) from None
+            if version is None and "passes" in tables:
+                version = 1  # a store without a version is version 1
+            if version is not None and version > STORE_VERSION:
+                raise StoreError(
+                    f"the pass store {self.path} is version {version}, written by a newer erb; this "
+                    f"erb reads versions 1 to {STORE_VERSION}: upgrade erb (pip install -U erb) or "
+                    "use another --store"
+                )
+            for statement in SCHEMA.split(";"):  # executescript() would commit the transaction
+                if statement.strip():
+                    conn.execute(statement)
+            # Version 1 -> 2 adds the judges and migrations tables; its passes keep their keys
+            # until a judge that had that key runs (see adopt()).
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (str(STORE_VERSION),))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @property
+    def version(self) -> int:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()
+        return int(row[0])
+
+    def register_judge(self, judge_fp: str, description: Mapping[str, Any]) -> None:
+        """Keep what a key stands for, so later versions can map it (and people can read it)."""
+        payload = json.dumps(description, sort_keys=True, default=str)
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR IGNORE INTO judges VALUES (?, ?, ?)", (judge_fp, payload, time.time())
+            )
+
+    def adopt(self, judge_fp: str, old_fps: Iterable[str]) -> int:
+        """Move the passes stored under an earlier version's key of this judge to its key.
+
+        Returns how many moved. A pass already stored under the new key wins.
+        """
+        moved = 0
+        with self._lock:
+            for old in old_fps:
+                if old == judge_fp:
+                    continue
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    cur = self._conn.execute(
+                        "UPDATE OR IGNORE passes SET judge_fp = ? WHERE judge_fp = ?",
+                        (judge_fp, old),
+                    )
+                    count = max(cur.rowcount, 0)
+                    self._conn.execute("DELETE FROM passes WHERE judge_fp = ?", (old,))
+                    if count:
+                        self._conn.execute(
+                            "INSERT INTO migrations VALUES (?, ?, ?, ?)",
+                            (old, judge_fp, count, time.time()),
+                        )
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                moved += count
+        return moved
 
     def close(self) -> None:
         with self._lock:

@@ -29,6 +29,7 @@ from editreward_bench.judges import (
 from editreward_bench.judges.base import ImageCandidate
 from editreward_bench.judges.cards import CardError, read_card
 from editreward_bench.judges.editscore import EditScoreJudge, combine, load_prompts, retry_seed
+from editreward_bench.judges.options import parse_config
 
 runner = CliRunner()
 PAPER_JUDGES = {
@@ -163,7 +164,7 @@ class ScriptedBackend(Backend):
 def _judge(backend: Backend, max_retries: int = 2) -> EditScoreJudge:
     card = resolve_card("editscore-7b").card
     assert card is not None
-    return EditScoreJudge(card, backend, max_retries=max_retries)
+    return EditScoreJudge(parse_config(card, {"max_retries": max_retries}), backend)
 
 
 def _candidate() -> ImageCandidate:

@@ -20,28 +20,23 @@ import math
 import os
 import random
 from collections.abc import Sequence
+from dataclasses import replace
 from io import BytesIO
 from typing import TYPE_CHECKING, Any
 
 from ..judges import JudgeLoadError
 from ..judges.base import Backend, GenRequest, GenResponse
-from ..judges.cards import JudgeCard
+from ..judges.options import JudgeConfig, OpenAIOptions, Sampling
 from ..redact import redact_text, redact_url
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
 
-DEFAULT_TIMEOUT = 600.0
 CONNECTIONS_PER_CLIENT = 16
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
-#: Card sampling keys and the request fields they become.
-_SAMPLING_FIELDS = {
-    "temperature": "temperature",
-    "top_p": "top_p",
-    "max_tokens": "max_tokens",
-    "max_new_tokens": "max_tokens",
-    "seed": "seed",
-}
+#: Card sampling keys and the request fields they become (the rest go in the body as named:
+#: top_k and repetition_penalty are vLLM's and SGLang's extensions).
+_SAMPLING_FIELDS = {"max_new_tokens": "max_tokens"}
 
 
 def encode_jpeg(image: PILImage.Image) -> str:
@@ -78,35 +73,30 @@ class OpenAIBackend(Backend):
         self,
         *,
         model: str,
-        base_urls: Sequence[str],
-        api_key_env: str,
-        sampling: dict[str, Any],
+        options: OpenAIOptions,
+        sampling: Sampling,
         layout: str,
-        supports_n: bool,
-        send_seed: bool,
         adapter: str | None = None,
-        concurrency: int = 8,
-        timeout: float = DEFAULT_TIMEOUT,
-        max_attempts: int = 6,
-        backoff: float = 0.5,
-        max_backoff: float = 30.0,
         serve_hint: str | None = None,
     ) -> None:
-        if not base_urls:
+        if not options.base_urls:
             raise JudgeLoadError("the openai backend needs a --base-url")
+        if options.send_seed is None:  # local servers get the pass seed; API cards send no extra
+            options = replace(options, send_seed=bool(sampling.as_dict()))
+        self.options = options
         self.model = model
-        self.base_urls = [u.rstrip("/") for u in base_urls]
-        self.api_key_env = api_key_env
-        self.sampling = dict(sampling)
+        self.base_urls = [u.rstrip("/") for u in options.base_urls]
+        self.api_key_env = options.api_key_env
+        self.sampling = sampling.as_dict()
         self.layout = layout
-        self.supports_n = supports_n
-        self.send_seed = send_seed
+        self.supports_n = options.supports_n
+        self.send_seed = bool(options.send_seed)
         self.adapter = adapter
-        self.concurrency = max(1, concurrency)
-        self.timeout = timeout
-        self.max_attempts = max(1, max_attempts)
-        self.backoff = backoff
-        self.max_backoff = max_backoff
+        self.concurrency = options.concurrency
+        self.timeout = options.timeout
+        self.max_attempts = options.max_attempts
+        self.backoff = options.backoff
+        self.max_backoff = 30.0
         self.serve_hint = serve_hint
         self.batch_size = 1
         self._clients: dict[int, list[Any]] = {}
@@ -114,34 +104,22 @@ class OpenAIBackend(Backend):
         self._limit: dict[int, asyncio.Semaphore] = {}
 
     @classmethod
-    def from_card(cls, card: JudgeCard, **overrides: Any) -> OpenAIBackend:
-        options = card.options
+    def from_config(cls, config: JudgeConfig) -> OpenAIBackend:
         from .serving import served_name, vllm_serve_command
 
-        base_urls = overrides.get("base_urls") or [
-            options.get("base_url", "http://localhost:8000/v1")
-        ]
+        card, options = config.card, config.backend
+        assert isinstance(options, OpenAIOptions)
         if not card.model:
             raise JudgeLoadError(f"judge {card.name!r}: no model to ask for; pass --model")
-        model = served_name(card)
-        local = any(host in base_urls[0] for host in ("localhost", "127.0.0.1", "[::1]"))
+        local = any(host in options.base_urls[0] for host in ("localhost", "127.0.0.1", "[::1]"))
         # Only hub models are vLLM's to serve: an API card pointed at a local URL gets no recipe.
-        hint = vllm_serve_command(card) if local and "/" in card.model else None
+        hint = vllm_serve_command(config) if local and "/" in card.model else None
         return cls(
-            model=model,
+            model=served_name(config),
+            options=options,
+            sampling=config.sampling,
+            layout=config.common.layout,
             adapter=card.adapter,
-            base_urls=list(base_urls),
-            api_key_env=overrides.get("api_key_env")
-            or options.get("api_key_env", "OPENAI_API_KEY"),
-            sampling=card.sampling,
-            layout=options.get("layout", "text-first"),
-            supports_n=bool(options.get("supports_n", False)),
-            # Local servers get the pass seed; API cards (no sampling listed) send nothing extra.
-            send_seed=bool(options.get("send_seed", bool(card.sampling))),
-            concurrency=int(overrides.get("concurrency", 8)),
-            timeout=float(overrides.get("timeout", options.get("timeout", DEFAULT_TIMEOUT))),
-            max_attempts=int(overrides.get("max_attempts", options.get("max_attempts", 6))),
-            backoff=float(overrides.get("backoff", options.get("backoff", 0.5))),
             serve_hint=hint,
         )
 
@@ -213,10 +191,7 @@ class OpenAIBackend(Backend):
         if n > 1:
             body["n"] = n
         for key, value in self.sampling.items():
-            if key in _SAMPLING_FIELDS and key != "seed":
-                body[_SAMPLING_FIELDS[key]] = value
-        if "top_k" in self.sampling:  # not an OpenAI parameter; vLLM and SGLang take it in the body
-            body["top_k"] = self.sampling["top_k"]
+            body[_SAMPLING_FIELDS.get(key, key)] = value
         if self.send_seed:
             body["seed"] = seed
         return body

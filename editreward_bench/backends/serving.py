@@ -6,7 +6,7 @@ import json
 import shlex
 from pathlib import Path
 
-from ..judges.cards import JudgeCard
+from ..judges.options import JudgeConfig, OpenAIOptions
 
 #: Tensor-parallel size by model size, as upstream ran them (72B on 4 GPUs).
 _DEFAULT_TP = {"72b": 4, "32b": 2}
@@ -14,9 +14,11 @@ _DEFAULT_TP = {"72b": 4, "32b": 2}
 DEFAULT_MAX_LORA_RANK = 64
 
 
-def served_name(card: JudgeCard) -> str:
+def served_name(config: JudgeConfig) -> str:
     """The model name requests use: the LoRA module's name, or the base model."""
-    return str(card.options.get("served_model") or (card.name if card.adapter else card.model))
+    card, options = config.card, config.backend
+    served = options.served_model if isinstance(options, OpenAIOptions) else None
+    return str(served or (card.name if card.adapter else card.model))
 
 
 def _lora_rank(adapter: str) -> int | None:
@@ -38,7 +40,8 @@ def _lora_rank(adapter: str) -> int | None:
     return None
 
 
-def vllm_serve_command(card: JudgeCard, tp: int | None = None, port: int = 8000) -> str:
+def vllm_serve_command(config: JudgeConfig, tp: int | None = None, port: int = 8000) -> str:
+    card = config.card
     if tp is None:
         model = (card.model or "").lower()
         tp = next((n for size, n in _DEFAULT_TP.items() if size in model), 1)
@@ -48,16 +51,21 @@ def vllm_serve_command(card: JudgeCard, tp: int | None = None, port: int = 8000)
         args += [
             "--enable-lora",
             "--lora-modules",
-            f"{served_name(card)}={card.adapter}",
+            f"{served_name(config)}={card.adapter}",
             "--max-lora-rank",
             str(rank),
         ]
     else:
-        args += ["--served-model-name", served_name(card)]
+        args += ["--served-model-name", served_name(config)]
     args += [
         "--limit-mm-per-prompt", json.dumps({"image": 2}, separators=(",", ":")),
-        "--max-model-len", str(card.options.get("max_model_len", 4096)),
+        "--max-model-len", str(_max_model_len(config)),
         "--enable-prefix-caching",
         "--port", str(port),
     ]  # fmt: skip
     return shlex.join(args)
+
+
+def _max_model_len(config: JudgeConfig) -> int:
+    options = config.backend
+    return options.max_model_len if isinstance(options, OpenAIOptions) else 4096

@@ -35,8 +35,9 @@ import math
 import os
 import random
 import threading
+import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +46,8 @@ import transformers
 
 from ..judges import JudgeLoadError
 from ..judges.base import Backend, GenRequest, GenResponse
-from ..judges.cards import JudgeCard
+from ..judges.cards import CardError
+from ..judges.options import Dtype, JudgeConfig, Sampling, TransformersOptions, parse_section
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -60,7 +62,6 @@ DEFAULT_MAX_PIXELS = MAX_IMAGE_TOKENS * QWEN25_FACTOR * QWEN25_FACTOR
 MAX_ASPECT_RATIO = 200
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 DEFAULT_MAX_NEW_TOKENS = 512
-DTYPES = ("auto", "bfloat16", "float16", "float32")
 #: Layouts: upstream's hand-built Qwen2.5-VL prompt, or the chat template (images or text first).
 LAYOUTS = ("qwen2.5-vl", "chat-template", "images-first", "text-first")
 IMAGE_TOKEN = "<|image_pad|>"
@@ -332,89 +333,91 @@ class TransformersBackend(Backend):
         model: str,
         adapter: str | None = None,
         *,
-        sampling: Mapping[str, Any] | None = None,
+        sampling: Sampling | Mapping[str, Any] | None = None,
         layout: str = "chat-template",
-        dtype: str = "auto",
-        device_map: Any = None,
-        batch_size: int | None = None,
-        min_pixels: int | None = None,
-        max_pixels: int | None = None,
-        merge_adapter: bool = True,
+        options: TransformersOptions | None = None,
         name: str | None = None,
+        **settings: Any,
     ) -> None:
+        """``options`` as parsed from a card, or the same settings as keywords (``dtype=...``)."""
         self.name = name or model
+        where = f"judge {self.name!r}"
         if layout not in LAYOUTS:
             raise JudgeLoadError(
-                f"judge {self.name!r}: the transformers backend has no message layout {layout!r}; "
+                f"{where}: the transformers backend has no message layout {layout!r}; "
                 f"known: {list(LAYOUTS)}"
             )
-        dtype = str(dtype or "auto").lower().removeprefix("torch.")
-        dtype = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32"}.get(
-            dtype, dtype
-        )
-        if dtype not in DTYPES:
-            raise JudgeLoadError(
-                f"judge {self.name!r}: unknown dtype {dtype!r}; known: {list(DTYPES)}"
-            )
+        try:
+            if options is None:
+                options = parse_section(
+                    TransformersOptions,
+                    {k: (v, where) for k, v in settings.items() if v is not None},
+                )
+            elif settings:
+                raise CardError(f"{where}: give options or keyword settings, not both")
+            if not isinstance(sampling, Sampling):
+                sampling = parse_section(
+                    Sampling, {k: (v, where) for k, v in (sampling or {}).items()}
+                )
+        except (CardError, TypeError) as exc:
+            raise JudgeLoadError(str(exc)) from exc
         self.model_id = model
         self.adapter = adapter
-        self.sampling = dict(sampling or {})
+        self.sampling = sampling.as_dict()
         self.layout = layout
-        self.dtype = dtype
-        self.merge_adapter = bool(merge_adapter)
+        self.merge_adapter = options.merge_adapter
+        self.dtype = options.dtype
         cuda = _cuda_available()
+        device_map: Any = options.device_map
         if device_map is None:
             device_map = "auto" if cuda else None
         elif device_map == "auto" and not cuda:
             device_map = None  # "auto" without a GPU would only place everything on the CPU
         self.device_map = device_map
         self._cuda = cuda and device_map is not None and device_map != "cpu"
-        self.batch_size = max(1, int(batch_size)) if batch_size else (8 if self._cuda else 4)
+        self.batch_size = options.batch_size or (8 if self._cuda else 4)
         # Upstream resizes Qwen2.5-VL images itself (qwen-vl-utils); the chat-template path
         # leaves it to the processor unless bounds are given.
-        resize = layout == "qwen2.5-vl" or min_pixels is not None or max_pixels is not None
-        self.min_pixels = (
-            (int(min_pixels) if min_pixels is not None else DEFAULT_MIN_PIXELS) if resize else None
-        )
-        self.max_pixels = (
-            (int(max_pixels) if max_pixels is not None else DEFAULT_MAX_PIXELS) if resize else None
-        )
+        min_pixels, max_pixels = options.min_pixels, options.max_pixels
+        self._explicit_pixels = min_pixels is not None or max_pixels is not None
+        resize = layout == "qwen2.5-vl" or self._explicit_pixels
+        self.min_pixels = (min_pixels or DEFAULT_MIN_PIXELS) if resize else None
+        self.max_pixels = (max_pixels or DEFAULT_MAX_PIXELS) if resize else None
         if (
             self.min_pixels is not None
             and self.max_pixels is not None
             and self.min_pixels > self.max_pixels
         ):
             raise JudgeLoadError(
-                f"judge {self.name!r}: min_pixels {self.min_pixels} is above max_pixels {self.max_pixels}"
+                f"{where}: min_pixels {self.min_pixels} is above max_pixels {self.max_pixels}"
             )
-        self._explicit_pixels = min_pixels is not None or max_pixels is not None
+        #: The options as resolved here: what the judge's fingerprint is made of.
+        self.options = replace(
+            options,
+            dtype=typing.cast(Dtype, self.resolved_dtype()),
+            batch_size=self.batch_size,
+            min_pixels=self.min_pixels,
+            max_pixels=self.max_pixels,
+        )
         self._gen_kwargs, self.do_sample = self._generation_kwargs(self.sampling)
         self._lock = threading.Lock()
         self._loaded: _Loaded | None = None
         self._factor: int | None = None
 
     @classmethod
-    def from_card(cls, card: JudgeCard, **overrides: Any) -> TransformersBackend:
+    def from_config(cls, config: JudgeConfig) -> TransformersBackend:
+        card = config.card
         if not card.model:
             raise JudgeLoadError(
                 f"judge {card.name!r} names no model; pass --model with a hub id or a local folder"
             )
-        options: dict[str, Any] = {**card.options}
-        options.update({k: v for k, v in overrides.items() if v is not None})
-        merge = options.get("merge_adapter", True)
-        if isinstance(merge, str):
-            merge = merge.strip().lower() not in {"0", "false", "no", "off"}
+        assert isinstance(config.backend, TransformersOptions)
         return cls(
             card.model,
             card.adapter,
-            sampling=card.sampling,
-            layout=str(options.get("layout", "chat-template")),
-            dtype=str(options.get("dtype", "auto")),
-            device_map=options.get("device_map"),
-            batch_size=options.get("batch_size"),
-            min_pixels=options.get("min_pixels"),
-            max_pixels=options.get("max_pixels"),
-            merge_adapter=bool(merge),
+            sampling=config.sampling,
+            layout=config.common.layout,
+            options=config.backend,
             name=card.name,
         )
 
@@ -457,6 +460,8 @@ class TransformersBackend(Backend):
             kwargs["top_p"] = float(sampling["top_p"])
         if sampling.get("top_k") is not None:
             kwargs["top_k"] = int(sampling["top_k"])
+        if sampling.get("repetition_penalty") is not None:
+            kwargs["repetition_penalty"] = float(sampling["repetition_penalty"])
         return kwargs, bool(kwargs.get("do_sample", True))
 
     # -- loading -------------------------------------------------------------------------

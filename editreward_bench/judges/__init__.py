@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -36,21 +37,30 @@ def _import(path: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
-def build_judge(card: JudgeCard, **overrides: Any) -> Judge:
-    """Assemble a card's protocol and backend."""
-    from .baselines import ImageDiffJudge, RandomJudge
+def build_judge(
+    card: JudgeCard, overrides: Mapping[str, Any] | None = None, **optional: Any
+) -> Judge:
+    """Assemble a card's protocol and backend.
 
-    if card.protocol == "random":
-        return RandomJudge(card)
-    if card.protocol == "image-diff":
-        return ImageDiffJudge(card)
+    ``overrides`` must each name a setting of this judge (see
+    :mod:`editreward_bench.judges.options`); ``optional`` ones apply where the
+    backend has them (run-wide settings such as ``concurrency``).
+    """
+    from .baselines import ImageDiffJudge, RandomJudge
+    from .options import parse_config
+
+    if card.protocol in ("random", "image-diff"):
+        parse_config(card, overrides, optional=optional)  # they take no settings: refuse any
+        return RandomJudge(card) if card.protocol == "random" else ImageDiffJudge(card)
     from .editscore import EditScoreJudge
 
     backend_name = card.backend
     if backend_name not in BACKEND_CLASSES:
         raise JudgeLoadError(
-            f"judge {card.name!r}: protocol {card.protocol!r} needs a model backend, not {backend_name!r}"
+            f"judge {card.name!r}: protocol {card.protocol!r} needs a model backend "
+            f"({' or '.join(sorted(BACKEND_CLASSES))}), not {backend_name!r}"
         )
+    config = parse_config(card, overrides, optional=optional)
     try:
         backend_cls = _import(BACKEND_CLASSES[backend_name])
     except ImportError as exc:
@@ -59,8 +69,8 @@ def build_judge(card: JudgeCard, **overrides: Any) -> Judge:
             f"judge {card.name!r} needs the {backend_name} backend, whose dependencies are missing "
             f"({exc.name or exc}); install them with: pip install 'erb[{extra}]'"
         ) from exc
-    backend = backend_cls.from_card(card, **overrides)
-    return EditScoreJudge(card, backend, max_retries=overrides.get("max_retries", 2))
+    backend = backend_cls.from_config(config)
+    return EditScoreJudge(config, backend)
 
 
 def load_judge(
@@ -69,19 +79,24 @@ def load_judge(
     model: str | None = None,
     adapter: str | None = None,
     backend: str | None = None,
+    optional: Mapping[str, Any] | None = None,
     **overrides: Any,
 ) -> Judge:
     """A ready judge by card name, card path or plugin name.
 
     ``model`` and ``adapter`` override the card's (``adapter="none"`` drops it);
     ``backend`` switches between ``transformers`` and ``openai``. Other
-    overrides (``base_urls``, ``api_key_env``, ``batch_size``, ``concurrency``,
-    ``max_retries``, ``dtype``, ``device_map``...) go to the backend.
+    overrides name settings of the judge (``base_urls``, ``api_key_env``,
+    ``batch_size``, ``max_retries``, ``dtype``, ``temperature``...; `erb settings`
+    lists them): an unknown one, or one of the wrong type, is a ``CardError``.
+    ``optional`` settings apply where the judge has them (``concurrency``).
     """
     entry = resolve_card(name)
     if entry.factory is not None:
         try:
-            judge = entry.factory(model=model, adapter=adapter, backend=backend, **overrides)
+            judge = entry.factory(
+                model=model, adapter=adapter, backend=backend, **{**(optional or {}), **overrides}
+            )
         except Exception as exc:  # third-party code: report, do not crash
             raise JudgeLoadError(
                 f"plugin judge {name!r} ({entry.source}) failed to build: {type(exc).__name__}: {exc}"
@@ -106,7 +121,7 @@ def load_judge(
         )
     if adapter is not None:
         card = replace(card, adapter=None if adapter.lower() == "none" else adapter)
-    return build_judge(card, **overrides)
+    return build_judge(card, overrides, **(optional or {}))
 
 
 __all__ = [

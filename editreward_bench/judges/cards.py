@@ -20,8 +20,6 @@ else:  # pragma: no cover
 
 PROTOCOLS = ("editscore", "random", "image-diff")
 BACKENDS = ("transformers", "openai", "none")
-#: Sampling parameters a card may send.
-SAMPLING_KEYS = ("temperature", "top_p", "top_k", "max_new_tokens", "max_tokens", "seed")
 
 
 class CardError(ValueError):
@@ -56,12 +54,14 @@ class JudgeCard:
 def card_from_mapping(data: Mapping[str, Any], source: str) -> JudgeCard:
     """Validate a parsed card."""
 
-    def need(name: str, kind: type | tuple[type, ...]) -> Any:
+    def need(name: str, kind: type) -> Any:
         if name not in data:
             raise CardError(f"judge card {source}: missing field {name!r}")
         value = data[name]
-        if not isinstance(value, kind):
-            raise CardError(f"judge card {source}: {name!r} must be {kind}, got {value!r}")
+        if not isinstance(value, kind) or not value:
+            raise CardError(
+                f"judge card {source}: {name!r} must be a non-empty string, got {value!r}"
+            )
         return value
 
     name = need("name", str)
@@ -75,14 +75,24 @@ def card_from_mapping(data: Mapping[str, Any], source: str) -> JudgeCard:
         raise CardError(
             f"judge card {source}: unknown backend {backend!r}; known: {list(BACKENDS)}"
         )
-    sampling = dict(data.get("sampling", {}))
-    unknown = sorted(set(sampling) - set(SAMPLING_KEYS))
-    if unknown:
-        raise CardError(
-            f"judge card {source}: unknown sampling parameter(s) {unknown}; known: {list(SAMPLING_KEYS)}"
-        )
+
+    def optional(name: str, kind: type, what: str) -> Any:
+        value = data.get(name)
+        if value is not None and not isinstance(value, kind):
+            raise CardError(f"judge card {source}: {name!r} must be {what}, got {value!r}")
+        return value
+
+    model = optional("model", str, "a string (a hub id or a local folder)")
+    adapter = optional("adapter", str, "a string (a hub id or a local folder)")
+    description = optional("description", str, "a string") or ""
+    sampling = optional("sampling", Mapping, "a table of sampling parameters") or {}
+    options = optional("options", Mapping, "a table of options") or {}
+    paper = optional("paper", Mapping, 'a table such as [paper] judge = "EditScore-7B"') or {}
+    paper_judge = paper.get("judge")
+    if paper_judge is not None and not isinstance(paper_judge, str):
+        raise CardError(f"judge card {source}: paper.judge must be a string, got {paper_judge!r}")
     default_k = data.get("default_k", 1)
-    if not isinstance(default_k, int) or default_k < 1:
+    if not isinstance(default_k, int) or isinstance(default_k, bool) or default_k < 1:
         raise CardError(
             f"judge card {source}: default_k must be a positive integer, got {default_k!r}"
         )
@@ -101,20 +111,23 @@ def card_from_mapping(data: Mapping[str, Any], source: str) -> JudgeCard:
     extra = sorted(set(data) - known)
     if extra:
         raise CardError(f"judge card {source}: unknown field(s) {extra}")
-    paper = data.get("paper", {})
-    return JudgeCard(
+    card = JudgeCard(
         name=name,
         protocol=protocol,
         backend=backend,
-        description=str(data.get("description", "")),
-        model=data.get("model"),
-        adapter=data.get("adapter"),
+        description=description,
+        model=model,
+        adapter=adapter,
         default_k=default_k,
-        sampling=sampling,
-        options=dict(data.get("options", {})),
-        paper_judge=paper.get("judge") if isinstance(paper, Mapping) else None,
+        sampling=dict(sampling),
+        options=dict(options),
+        paper_judge=paper_judge,
         source=source,
     )
+    from .options import parse_config  # options builds on cards
+
+    parse_config(card)  # every sampling parameter and option, typed, before any use
+    return card
 
 
 def read_card(path: str | Path, source: str | None = None) -> JudgeCard:

@@ -43,10 +43,12 @@ from .base import (
     SharedSourceCandidate,
     in_worker,
 )
-from .cards import JudgeCard
+from .options import JudgeConfig, all_settings, answer_settings
 from .parsing import ParsedScores, parse_scores
 
 SCORE_RANGE = 25
+#: Version of the judge fingerprint's layout (1: erb 0.1's hand-kept description).
+STORE_KEY_VERSION = 2
 TEMPLATE_FILES = ("context.txt", "two_image_edit_rule.txt", "sc_rule.txt", "pq_rule.txt")
 #: Prepared source images kept for the candidates that share them (runs order them together).
 SOURCE_CACHE_SIZE = 64
@@ -146,12 +148,14 @@ class GenAnswer:
 class EditScoreJudge(Judge):
     """EditScore protocol on any backend."""
 
-    def __init__(self, card: JudgeCard, backend: Backend, *, max_retries: int = 2) -> None:
-        super().__init__(card.name)
-        self.card = card
+    def __init__(self, config: JudgeConfig, backend: Backend) -> None:
+        super().__init__(config.card.name)
+        self.card = config.card
         self.backend = backend
-        self.max_retries = max_retries
-        self.prompts = load_prompts(int(card.options.get("score_range", SCORE_RANGE)))
+        #: The configuration with the backend's options as it resolved them (dtype, batch size).
+        self.config = config.with_backend(getattr(backend, "options", config.backend))
+        self.max_retries = config.common.max_retries
+        self.prompts = load_prompts(config.common.score_range)
         self.batch_size = max(1, backend.batch_size)
         self._source_cache: dict[str, Any] = {}
         self._cache_lock = threading.Lock()
@@ -159,6 +163,8 @@ class EditScoreJudge(Judge):
     def describe(self) -> dict[str, Any]:
         return {
             **self.card.to_dict(),
+            "settings": all_settings(self.config),
+            "overridden": list(self.config.overridden),
             "backend_config": self.backend.describe(),
             "prompt_template_hash": self.prompts.template_hash(),
             "score_range": self.prompts.score_range,
@@ -166,18 +172,23 @@ class EditScoreJudge(Judge):
         }
 
     def describe_for_fingerprint(self) -> dict[str, Any]:
-        # Only what changes the answers: not the endpoint, not retries, not the card's prose.
-        backend = {
-            k: v
-            for k, v in self.backend.describe().items()
-            if k not in {"base_urls", "concurrency", "batch_size", "timeout"}
-        }
+        """What changes the answers, from the settings' own declarations (never a list kept by hand)."""
         return {
+            "store_key": STORE_KEY_VERSION,
             "protocol": self.card.protocol,
             "prompt_template_hash": self.prompts.template_hash(),
-            "score_range": self.prompts.score_range,
-            "backend": backend,
+            "backend": self.card.backend,
+            "model": self.card.model,
+            "adapter": self.card.adapter,
+            "settings": answer_settings(self.config),
         }
+
+    def legacy_fingerprints(self) -> list[str]:
+        """Fingerprints earlier versions of erb gave this very judge (for store migration)."""
+        from .legacy import v1_fingerprint
+
+        old = v1_fingerprint(self.config, self.prompts.template_hash())
+        return [old] if old is not None else []
 
     def preflight(self) -> None:
         self.backend.preflight()
