@@ -25,6 +25,7 @@ import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, Literal
 
 import numpy as np
@@ -285,32 +286,39 @@ class PassScores:
         )
 
 
+def pass_mean(values: Sequence[float]) -> float:
+    """The mean of one sub-score over passes, given in pass order, as upstream computes it.
+
+    ``float(np.mean(values))``, like ``EditScore.evaluate`` in ``editscore`` 0.2: numpy's
+    pairwise summation differs in the last bit from a running sum from 8 values on, and
+    so may another order of the same values.
+    """
+    return float(np.mean(values))
+
+
 def avg_at_k(
     passes: Iterable[PassScores], k: int
 ) -> tuple[dict[str, dict[str, float] | None], dict[str, int]]:
     """Avg@k: per candidate, the mean of each sub-score over its successful passes < k.
 
+    Each mean is :func:`pass_mean` of the values in pass-index order, whatever order the
+    records come in; a sub-score a pass lacks (None) is left out of that mean.
     Returns (scores per key, None where no pass < k succeeded; successful pass count per key).
     """
-    sums: dict[str, list[float]] = {}
-    counts: dict[str, list[int]] = {}
-    seen: set[str] = set()
+    ok: dict[str, list[PassScores]] = {}
+    scores: dict[str, dict[str, float] | None] = {}
     for rec in passes:
         if rec.pass_index >= k:
             continue
-        seen.add(rec.key)
-        if not rec.ok:
-            continue
-        total = sums.setdefault(rec.key, [0.0] * len(SUBSCORES))
-        count = counts.setdefault(rec.key, [0] * (len(SUBSCORES) + 1))
-        for i, name in enumerate(SUBSCORES):
-            value = getattr(rec, name)
-            if value is not None:
-                total[i] += value
-                count[i] += 1
-        count[-1] += 1
-    scores: dict[str, dict[str, float] | None] = {key: None for key in seen}
-    for key, total in sums.items():
-        count = counts[key]
-        scores[key] = {name: total[i] / count[i] for i, name in enumerate(SUBSCORES) if count[i]}
-    return scores, {key: count[-1] for key, count in counts.items()}
+        scores.setdefault(rec.key, None)
+        if rec.ok:
+            ok.setdefault(rec.key, []).append(rec)
+    for key, recs in ok.items():
+        recs.sort(key=attrgetter("pass_index"))
+        means: dict[str, float] = {}
+        for name in SUBSCORES:
+            values = [v for v in (getattr(r, name) for r in recs) if v is not None]
+            if values:
+                means[name] = pass_mean(values)
+        scores[key] = means
+    return scores, {key: len(recs) for key, recs in ok.items()}

@@ -196,15 +196,21 @@ class Judge(ABC):
         k: int = 1,
         seed: int = 42,
     ) -> dict[str, Any]:
-        """Score one edit: Avg@k of the four sub-scores, plus each pass's result."""
+        """Score one edit: Avg@k of the four sub-scores, plus each pass's result.
+
+        Each Avg@k mean is :func:`editreward_bench.metrics.pass_mean` over the
+        successful passes in pass order, as a benchmark run computes it.
+        """
+        from ..metrics import pass_mean
+
         candidate = ImageCandidate("edit", instruction, source, edited)
         task = JudgeTask(candidate, tuple(range(k)), tuple(seed + i for i in range(k)))
         results = [r.check() for r in asyncio.run(self.ajudge([task]))]
-        ok = [r for r in results if r.status == "ok"]
+        ok = sorted((r for r in results if r.status == "ok"), key=lambda r: r.pass_index)
         summary: dict[str, Any] = {"k": k, "passes_ok": len(ok)}
         for name in ("prompt_following", "consistency", "perceptual_quality", "overall"):
             values = [getattr(r, name) for r in ok]
-            summary[name] = sum(values) / len(values) if values else None
+            summary[name] = pass_mean(values) if values else None
         summary["passes"] = [r.to_record() for r in results]
         return summary
 

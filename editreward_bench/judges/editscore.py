@@ -10,15 +10,22 @@ Per candidate and pass, two prompts:
 
 The rule texts are written for 0..10; every ``10`` in the SC and PQ rule blocks
 becomes the score range R (25) before the instruction is substituted, and
-answers are rescaled to 0..10 by ``10 / R``. Sub-scores of one pass::
+answers are rescaled to 0..10 by dividing by ``R / 10`` (2.5). Sub-scores of one
+pass, with upstream's operations in upstream's order (``EditScore.evaluate`` in
+``editscore`` 0.2), so that every value is the same float::
 
-    prompt_following   = SC[0] * 10/R
-    consistency        = SC[1] * 10/R
-    perceptual_quality = min(PQ) * 10/R
-    overall            = sqrt(min(SC) * 10/R * perceptual_quality)
+    SC_score           = min(SC) / (R / 10)
+    prompt_following   = SC[0] / (R / 10)
+    consistency        = SC[1] / (R / 10)
+    perceptual_quality = min(PQ) / (R / 10)
+    overall            = math.sqrt(SC_score * perceptual_quality)
 
-Avg@k averages each sub-score over passes (so overall is the mean of per-pass
-geometric means). Pass i is sampled with seed 42 + i.
+Dividing by 2.5 is not multiplying by 0.4: 7 / 2.5 is 2.8 but 7 * 0.4 is
+2.8000000000000003, and such a last bit decides ties.
+
+Avg@k averages each sub-score over passes with ``np.mean`` in pass order
+(:func:`editreward_bench.metrics.pass_mean`), so overall is the mean of per-pass
+geometric means. Pass i is sampled with seed 42 + i.
 """
 
 from __future__ import annotations
@@ -99,14 +106,17 @@ def load_prompts(score_range: int = SCORE_RANGE) -> EditScorePrompts:
 def combine(
     sc: tuple[float, float], pq: tuple[float, float], score_range: float = SCORE_RANGE
 ) -> dict[str, float]:
-    """One pass's four sub-scores (0..10) from its SC and PQ answers (0..R)."""
-    scale = 10 / score_range
-    perceptual = min(pq) * scale
+    """One pass's four sub-scores (0..10) from its SC and PQ answers (0..R).
+
+    The same operations, in the same order, as upstream's ``EditScore.evaluate``.
+    """
+    sc_score = min(sc) / (score_range / 10)
+    pq_score = min(pq) / (score_range / 10)
     return {
-        "prompt_following": sc[0] * scale,
-        "consistency": sc[1] * scale,
-        "perceptual_quality": perceptual,
-        "overall": math.sqrt(min(sc) * scale * perceptual),
+        "prompt_following": sc[0] / (score_range / 10),
+        "consistency": sc[1] / (score_range / 10),
+        "perceptual_quality": pq_score,
+        "overall": math.sqrt(sc_score * pq_score),
     }
 
 
