@@ -233,7 +233,11 @@ def _run(
     with store:
         store.register_judge(judge_fp, judge.describe_for_fingerprint())
         legacy = getattr(judge, "legacy_fingerprints", None)
-        adopted = store.adopt(judge_fp, legacy() if callable(legacy) else [])
+        adopted = store.adopt(
+            judge_fp,
+            legacy() if callable(legacy) else [],
+            getattr(judge, "upgrade_record", None),
+        )
         cand_fps = {key: candidate_fingerprint(c) for key, c in bench.candidates.items()}
         have = (
             set()

@@ -23,7 +23,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -173,10 +173,17 @@ class PassStore:
                 "INSERT OR IGNORE INTO judges VALUES (?, ?, ?)", (judge_fp, payload, time.time())
             )
 
-    def adopt(self, judge_fp: str, old_fps: Iterable[str]) -> int:
+    def adopt(
+        self,
+        judge_fp: str,
+        old_fps: Iterable[str],
+        upgrade: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> int:
         """Move the passes stored under an earlier version's key of this judge to its key.
 
-        Returns how many moved. A pass already stored under the new key wins.
+        ``upgrade`` rewrites each moved record (e.g. recomputes its sub-scores from the
+        stored answers with today's arithmetic). A pass already stored under the new
+        key wins. Returns how many moved.
         """
         moved = 0
         with self._lock:
@@ -185,11 +192,24 @@ class PassStore:
                     continue
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
-                    cur = self._conn.execute(
-                        "UPDATE OR IGNORE passes SET judge_fp = ? WHERE judge_fp = ?",
-                        (judge_fp, old),
-                    )
-                    count = max(cur.rowcount, 0)
+                    rows = self._conn.execute(
+                        "SELECT cand_fp, pass, seed, key, status, record, created FROM passes"
+                        " WHERE judge_fp = ?",
+                        (old,),
+                    ).fetchall()
+                    count = 0
+                    for cand_fp, pass_index, seed, key, status, record, created in rows:
+                        if upgrade is not None:
+                            new_record = upgrade(json.loads(record))
+                            status = str(new_record["status"])
+                            record = json.dumps(
+                                new_record, sort_keys=True, allow_nan=False, default=str
+                            )
+                        cur = self._conn.execute(
+                            "INSERT OR IGNORE INTO passes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            (judge_fp, cand_fp, pass_index, seed, key, status, record, created),
+                        )
+                        count += cur.rowcount
                     self._conn.execute("DELETE FROM passes WHERE judge_fp = ?", (old,))
                     if count:
                         self._conn.execute(

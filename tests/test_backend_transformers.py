@@ -41,7 +41,7 @@ from editreward_bench.backends.transformers_local import (
 from editreward_bench.cli import app
 from editreward_bench.judges import JudgeLoadError, JudgeTask, load_judge
 from editreward_bench.judges.base import GenRequest, GenResponse, ImageCandidate
-from editreward_bench.judges.cards import read_card
+from editreward_bench.judges.cards import CardError
 from editreward_bench.judges.editscore import EditScoreJudge, load_prompts
 
 runner = CliRunner()
@@ -137,11 +137,11 @@ def test_load_judge_builds_without_loading_then_preflight_loads(tiny: dict[str, 
     }
     fingerprint = judge.fingerprint()
     assert backend._loaded is None  # describe() and fingerprint() do not load the model
-    # The batch size does not change the answers' identity.
+    # Sampling in batches shares one random stream per batch: the batch size is in the key.
     other = load_judge(
         "editscore-7b", model=str(tiny["model"]), adapter=str(tiny["lora"]), batch_size=5
     )
-    assert other.fingerprint() == fingerprint
+    assert other.fingerprint() != fingerprint
     judge.preflight()
     assert backend._loaded is not None
     if not _torchvision_works():
@@ -150,16 +150,20 @@ def test_load_judge_builds_without_loading_then_preflight_loads(tiny: dict[str, 
     assert backend._loaded is None
 
 
-def test_from_card_ignores_options_it_does_not_use(tiny: dict[str, Path]) -> None:
-    card = read_card(Path(__file__).resolve().parent.parent / "judges" / "editscore-7b.toml")
-    card = card.with_overrides(model=str(tiny["model"]))
-    backend = TransformersBackend.from_card(
-        card, batch_size=3, concurrency=16, base_urls=["http://x"], api_key_env="KEY",
-        max_retries=5, timeout=3.0, something_new=1, dtype="float32", min_pixels=784,
-    )  # fmt: skip
-    assert backend.batch_size == 3 and backend.dtype == "float32"
-    assert backend.min_pixels == 784 and backend.max_pixels == DEFAULT_MAX_PIXELS
-    assert backend.adapter == "EditScore/EditScore-7B"
+def test_settings_of_another_backend_are_refused_not_ignored(tiny: dict[str, Path]) -> None:
+    model = str(tiny["model"])
+    backend = load_judge("editscore-7b", model=model, batch_size=3, dtype="float32", min_pixels=784)
+    assert isinstance(backend, EditScoreJudge) and isinstance(backend.backend, TransformersBackend)
+    local = backend.backend
+    assert local.batch_size == 3 and local.dtype == "float32"
+    assert local.min_pixels == 784 and local.max_pixels == DEFAULT_MAX_PIXELS
+    assert local.adapter == "EditScore/EditScore-7B"
+    for wrong in ({"base_urls": ["http://x"]}, {"timeout": 3.0}, {"api_key_env": "KEY"},
+                  {"something_new": 1}):  # fmt: skip
+        with pytest.raises(CardError, match="override for judge 'editscore-7b'"):
+            load_judge("editscore-7b", model=model, **wrong)
+    # A run-wide setting the backend does not have is fine where it is optional.
+    load_judge("editscore-7b", model=model, optional={"concurrency": 16})
 
 
 def test_evaluate_cli_with_random_weights_records_parse_failures(

@@ -30,6 +30,7 @@ from PIL import Image
 
 from editreward_bench.judges import Backend, GenRequest, GenResponse, JudgeTask, resolve_card
 from editreward_bench.judges.editscore import SCORE_RANGE, EditScoreJudge, combine
+from editreward_bench.judges.options import parse_config
 from editreward_bench.metrics import PassScores, avg_at_k
 from editreward_bench.taxonomy import SUBSCORES
 
@@ -58,11 +59,22 @@ FORMATS = (
 
 
 def _import_upstream() -> ModuleType:
+    """Upstream's package: the PyPI wheel (``pip install --no-deps editscore==0.2``, as the
+    README's test command does), else the read-only copy in ``shared/`` beside the repository."""
+    from importlib import metadata
+
+    try:
+        installed = metadata.version("editscore")
+    except metadata.PackageNotFoundError:
+        installed = None
+    if installed is not None:
+        assert installed == "0.2", f"editscore {installed} is installed; these tests need 0.2"
+        return importlib.import_module("editscore")
     init = UPSTREAM / "editscore" / "__init__.py"
     if not init.is_file():
         pytest.fail(
-            f"upstream editscore 0.2 not found at {init}: these tests need the shared/ "
-            "folder beside the repository (a skip would prove nothing)"
+            "upstream editscore 0.2 is needed: pip install --no-deps editscore==0.2 "
+            "(a skip would prove nothing)"
         )
     saved_path = list(sys.path)
     sys.path.insert(0, str(UPSTREAM))
@@ -188,7 +200,9 @@ def judge_for(cases: Sequence[Case], supports_n: bool) -> EditScoreJudge:
     for i, case in enumerate(cases):
         script[(colour(i), "sc")] = list(case.sc)
         script[(colour(i), "pq")] = list(case.pq)
-    return EditScoreJudge(card, ScriptedBackend(script, supports_n), max_retries=0)
+    return EditScoreJudge(
+        parse_config(card, {"max_retries": 0}), ScriptedBackend(script, supports_n)
+    )
 
 
 def erb_run(

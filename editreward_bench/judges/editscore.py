@@ -200,6 +200,20 @@ class EditScoreJudge(Judge):
         old = v1_fingerprint(self.config, self.prompts.template_hash())
         return [old] if old is not None else []
 
+    def upgrade_record(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A pass stored by an earlier erb, its sub-scores recomputed from its stored answers.
+
+        Earlier versions rescaled with ``s * (10 / R)``, one ulp off upstream's ``s / (R / 10)``
+        for some answers; the answers themselves are what the model said, so they are kept.
+        """
+        if record.get("status") != "ok" or not record.get("raw_sc") or not record.get("raw_pq"):
+            return record
+        sc = parse_scores(record["raw_sc"], self.prompts.score_range)
+        pq = parse_scores(record["raw_pq"], self.prompts.score_range)
+        if sc.scores is None or pq.scores is None:  # a retry's answer was kept: leave it be
+            return record
+        return {**record, **combine(sc.scores, pq.scores, self.prompts.score_range)}
+
     def preflight(self) -> None:
         self.backend.preflight()
 
