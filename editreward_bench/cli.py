@@ -355,6 +355,32 @@ def evaluate(
         int, typer.Option(min=0, help="Bootstrap resamples for the 95% intervals.")
     ] = 1000,
     option: OptionOpt = None,
+    stop_after: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Stop if the first N judged passes all fail (0: never).",
+            rich_help_panel="Failures",
+        ),
+    ] = 20,
+    stop_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            rich_help_panel="Failures",
+            help="Stop once more than this share of the passes judged (at least --stop-min) "
+            "failed for one persistent reason (HTTP 4xx, unparseable answers, bad images).",
+        ),
+    ] = 0.5,
+    stop_min: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Passes judged before --stop-share applies (0: never).",
+            rich_help_panel="Failures",
+        ),
+    ] = 50,
 ) -> None:
     """Evaluate a judge on EditReward-Bench (run it with --judge, or score --predictions)."""
     if (predictions is None) == (judge is None):
@@ -370,6 +396,7 @@ def evaluate(
         summary = _evaluate_predictions(bench, predictions, out, name, bootstrap)
     else:
         assert judge is not None
+        from .failures import StopRule
         from .runner import RunOptions
 
         options = RunOptions(
@@ -380,10 +407,13 @@ def evaluate(
                 **_backend_options(timeout, dtype, device_map, min_pixels, max_pixels),
                 **_parse_options(option),
             },
+            stop=StopRule(all_failed_after=stop_after, min_passes=stop_min, persistent_share=stop_share),
         )  # fmt: skip
         summary = _evaluate_judge(bench, judge, options, out, name)
     for message in summary.warnings:
         _warn(message)
+    for note in summary.notes:
+        _console().print(note, markup=False, highlight=False, soft_wrap=True)
     _print_paper_table(summary.metrics, summary.reference)
     _console().print(f"run folder: {summary.path}")
 
@@ -462,6 +492,11 @@ def _evaluate_predictions(
             continue
         records.append({**base, "status": "ok", **entry})
     missing = sum(r["status"] == "failed" for r in records)
+    if missing == len(records):
+        _fail(
+            f"none of the {len(records)} candidates of the dataset has a prediction in {path} "
+            "(are the keys from another dataset?)"
+        )
     if missing:
         warnings.append(
             f"{missing} of {len(bench.candidates)} candidate(s) have no prediction; they count as failures"
@@ -524,6 +559,56 @@ def judges_cmd(
             )
         )
     _console().print(table)
+
+
+@app.command("settings")
+def settings_cmd(
+    judge: Annotated[
+        str | None, typer.Option("--judge", "-j", help="Show this judge's values too.")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Every judge setting: what it does, its default, and whether it changes answers (the store key)."""
+    import json
+
+    from rich.table import Table
+
+    from .judges.options import all_settings, describe_settings, parse_config
+
+    rows = describe_settings()
+    if judge is not None:
+        card = _judge_entry(judge).card
+        if card is None:
+            _fail(f"judge {judge!r} is a plugin factory; its settings are its own")
+        assert card is not None
+        try:
+            config = parse_config(card)
+        except Exception as exc:
+            _fail(str(exc))
+        values = all_settings(config)
+        owned = {"sampling", "common", card.backend}
+        rows = [{**r, "value": values.get(r["name"])} for r in rows if r["section"] in owned]
+    if json_out:
+        print(json.dumps(rows, indent=2, default=str))
+        return
+    table = Table(title="judge settings" + (f" of {judge}" if judge else ""))
+    columns = [
+        "name",
+        "section",
+        "type",
+        "value" if judge else "default",
+        "affects_answers",
+        "help",
+    ]
+    for column in columns:
+        table.add_column(column.replace("_", " "), overflow="fold")
+    for row in rows:
+        table.add_row(*("-" if row.get(c) is None else str(row.get(c)) for c in columns))
+    _console().print(table)
+    _console().print(
+        "Give any of them to `erb evaluate` or `erb score` as --option NAME=VALUE, or in a card's "
+        "[sampling] / [options] table."
+    )
 
 
 @app.command("prompts")

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -201,6 +201,8 @@ class RunSummary:
     warnings: list[str]
     #: The paper's published table for this judge, when the dataset is the hub's.
     reference: dict[str, Any] | None = None
+    #: What the run did, for people: passes reused from the store and with which settings.
+    notes: list[str] = field(default_factory=list)
 
 
 def score_run(

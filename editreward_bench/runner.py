@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .benchmark import HUB_ID, Benchmark
+from .failures import FailureWatch, StopRule, reason, top_reasons
 from .judges import (
     CardError,
     Judge,
@@ -25,15 +27,19 @@ from .judges import (
     UnknownJudgeError,
     load_judge,
 )
+from .judges.options import answer_settings
 from .metrics import PassScores
 from .published import paper_row
 from .redact import redact_url
 from .results import (
+    MANIFEST,
+    METRICS,
     RECORDS,
     RunSummary,
     build_manifest,
     compute_metrics,
     now_iso,
+    write_json,
     write_records,
     write_run,
 )
@@ -42,6 +48,10 @@ from .store import PassStore, StoreError, candidate_fingerprint, default_store_p
 
 class RunError(RuntimeError):
     """The run could not start or finish; the message says why and what to do."""
+
+
+class _Stop(Exception):
+    """Raised from a result callback to end judging early; carries why."""
 
 
 class RunInterrupted(RuntimeError):
@@ -72,6 +82,8 @@ class RunOptions:
     progress: bool = True
     #: Other judge settings by name (dtype, timeout, temperature, layout...; ``erb settings``).
     backend_options: dict[str, Any] = field(default_factory=dict)
+    #: When a failing run gives up instead of going on.
+    stop: StopRule = field(default_factory=StopRule)
 
     def judge_overrides(self) -> dict[str, Any]:
         """Settings the user gave: each must be one the judge has."""
@@ -248,13 +260,17 @@ def _run(
         )
         tasks = plan_tasks(bench, k, options.seed, have, cand_fps)
         todo = sum(len(t.passes) for t in tasks)
-        progress = _Progress()
+        progress = _Progress(watch=FailureWatch(options.stop))
         t0 = time.monotonic()
+        stopped: str | None = None
         try:
             _judge_all(judge, judge_fp, tasks, store, cand_fps, options, progress, todo)
         except KeyboardInterrupt:
             store.release(judge_fp)
             raise RunInterrupted(progress.judged, todo, store_path) from None
+        except _Stop as why:
+            store.release(judge_fp)
+            stopped = str(why)
         judging_seconds = time.monotonic() - t0
 
         run_name = name or (judge.name if k == 1 else f"{judge.name}-k{k}")
@@ -269,6 +285,11 @@ def _run(
             ),
         )
     judge_info = {**judge.describe(), "fingerprint": judge_fp}
+    usage = _usage(tally, judge, options, store_path, k, progress.judged, judging_seconds)
+    if stopped is None and tally.ok == 0:
+        stopped = f"no pass succeeded ({len(tally.compact)} failed)"
+    if stopped is not None:
+        _write_stopped(run_dir, bench, started, judge_info, usage, stopped, tally, progress)
     metrics, outcomes, warnings = compute_metrics(
         bench, tally.compact, judge=judge_info, k=k, n_bootstrap=options.n_bootstrap
     )
@@ -277,11 +298,11 @@ def _run(
             f"{adopted} pass(es) stored by an earlier erb were moved to this judge's new store key"
         )
     if tally.failed:
-        reasons = ", ".join(f"{n} {r}" for r, n in sorted(tally.failed.items()))
         warnings.append(
-            f"{sum(tally.failed.values())} pass(es) failed ({reasons}); see records.parquet"
+            f"{sum(tally.failed.values())} of {len(tally.compact)} pass(es) failed; top reasons: "
+            + "; ".join(top_reasons(tally.failed))
+            + " (records.parquet has each one)"
         )
-    usage = _usage(tally, judge, options, store_path, k, progress.judged, judging_seconds)
     manifest = build_manifest(bench, started=started, judge=judge_info, extra=usage)
     write_run(run_dir, metrics=metrics, records=None, outcomes=outcomes, manifest=manifest)
     reference = (
@@ -289,7 +310,49 @@ def _run(
         if bench.source.lower() == HUB_ID.lower()
         else None
     )
-    return RunSummary(run_dir, metrics, warnings, reference)
+    notes = [_reuse_note(judge, judge_fp, usage, store_path)]
+    return RunSummary(run_dir, metrics, warnings, reference, notes)
+
+
+def _reuse_note(judge: Judge, judge_fp: str, usage: dict[str, Any], store_path: Path) -> str:
+    """'612 of 612 passes reused from the store ...', with the settings they were judged with."""
+    total, reused = usage["passes_total"], usage["passes_reused"]
+    config = getattr(judge, "config", None)
+    shown = ""
+    if config is not None:
+        settings = answer_settings(config)
+        shown = ", settings " + ", ".join(f"{k}={v}" for k, v in sorted(settings.items()))
+    return (
+        f"{reused} of {total} passes reused from the store {store_path} "
+        f"(judge key {judge_fp[:19]}...{shown}); {usage['passes_judged_now']} judged now"
+    )
+
+
+def _write_stopped(
+    run_dir: Path,
+    bench: Benchmark,
+    started: str,
+    judge_info: dict[str, Any],
+    usage: dict[str, Any],
+    why: str,
+    tally: _Tally,
+    progress: _Progress,
+) -> None:
+    """Keep what was done (records, a manifest saying why it stopped), then fail the run.
+
+    No metrics.json: its presence marks a finished run, and a table of zeros is no result.
+    """
+    reasons = top_reasons(progress.watch.reasons or tally.failed)
+    manifest = build_manifest(
+        bench, started=started, judge=judge_info,
+        extra={**usage, "status": "stopped", "stopped_because": why, "top_failures": reasons},
+    )  # fmt: skip
+    (run_dir / METRICS).unlink(missing_ok=True)  # a stale result must not outlive its records
+    write_json(run_dir / MANIFEST, manifest)
+    raise RunError(
+        f"the run stopped: {why}. Top reasons: " + "; ".join(reasons)
+        + f". Every finished pass is in the store; records and manifest are in {run_dir}"
+    )  # fmt: skip
 
 
 @dataclass
@@ -298,6 +361,7 @@ class _Progress:
 
     judged: int = 0
     transient: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    watch: FailureWatch = field(default_factory=lambda: FailureWatch(StopRule()))
 
 
 @dataclass
@@ -307,7 +371,8 @@ class _Tally:
     compact: list[PassScores] = field(default_factory=list)
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    failed: dict[str, int] = field(default_factory=dict)
+    ok: int = 0
+    failed: Counter[str] = field(default_factory=Counter)
 
     def watch(self, records: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for rec in records:
@@ -315,8 +380,9 @@ class _Tally:
             self.prompt_tokens += int(rec.get("prompt_tokens") or 0)
             self.completion_tokens += int(rec.get("completion_tokens") or 0)
             if rec["status"] == "failed":
-                reason = str(rec.get("error") or "unknown").split(":")[0]
-                self.failed[reason] = self.failed.get(reason, 0) + 1
+                self.failed[reason(rec.get("error"))] += 1
+            else:
+                self.ok += 1
             yield rec
 
 
@@ -380,6 +446,9 @@ def _judge_all(
             else:
                 store.put(judge_fp, cand_fps[result.key], record)
             progress_state.judged += 1
+            why = progress_state.watch.see(result.status, result.error)
+            if why is not None:
+                raise _Stop(why)
             elapsed = max(time.monotonic() - start, 1e-9)
             progress.update(bar, advance=1, rate=f"{progress_state.judged / elapsed:.1f} passes/s")
 

@@ -406,11 +406,15 @@ def answer_settings(config: JudgeConfig) -> dict[str, Any]:
 
 
 def all_settings(config: JudgeConfig) -> dict[str, Any]:
-    """Every setting with its value (for the manifest and ``erb judges --json``)."""
+    """Every setting with its value, credentials in URLs masked (for manifests and listings)."""
+    from ..redact import redact_url
+
     out: dict[str, Any] = {}
     for section in config.sections():
         for f in fields(section):
             value = getattr(section, f.name)
+            if f.name == "base_urls":
+                value = [redact_url(u) for u in value]
             out[f.name] = list(value) if isinstance(value, tuple) else value
     return out
 
