@@ -94,10 +94,21 @@ SplitOpt = Annotated[str | None, typer.Option(help="Split to use when the datase
 # --------------------------------------------------------------------------- data
 
 
+OverwriteOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Replace erb's own earlier output there (only the files erb wrote; nothing else)."
+    ),
+]
+
+
 @data_app.command("make-mini")
 def data_make_mini(
     out: Annotated[
-        Path | None, typer.Option(help="Where to write it (default: the bundled data/mini).")
+        Path | None,
+        typer.Option(
+            help="Where to write it (default: data/mini in a source checkout, else ./erb-mini)."
+        ),
     ] = None,
     predictions: Annotated[
         Path | None,
@@ -105,17 +116,38 @@ def data_make_mini(
             help="Where to write the example predictions (default: beside the benchmark)."
         ),
     ] = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Regenerate the bundled benchmark and its example predictions (byte-identical)."""
-    from .resources import mini_dir
+    from .outputs import MINI, OutputError, check_output_file, prepare_output_dir
+    from .resources import checkout_data_dir
     from .synth import make_mini
 
-    _quiet_libraries()
-    target = out or mini_dir()
-    make_mini(target)
+    checkout = checkout_data_dir()
+    # Never into an installed package: from a wheel, the default is ./erb-mini.
+    target = out or (checkout / "mini" if checkout is not None else Path("erb-mini"))
     pred_path = predictions or target.parent / "mini_predictions.jsonl"
-    _write_example_predictions(target, pred_path)
+    try:
+        prepare_output_dir(target, MINI, overwrite=overwrite)
+        check_output_file(
+            pred_path, overwrite=overwrite, option="--predictions", example="mini_predictions.jsonl"
+        )
+    except OutputError as exc:
+        _fail(str(exc))
+    _quiet_libraries()
+    try:
+        make_mini(target, overwrite=overwrite)
+        _write_example_predictions(target, pred_path)
+    except OutputError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot write {exc.filename or target}: {exc.strerror or exc}")
     _console().print(f"wrote {target} and {pred_path}")
+    if out is None and checkout is None:
+        _console().print(
+            f"not a source checkout: the installed copy is left as it is; "
+            f"use this one with --dataset {target.resolve()}"
+        )
 
 
 def _write_example_predictions(bench_dir: Path, out: Path) -> None:
@@ -124,13 +156,14 @@ def _write_example_predictions(bench_dir: Path, out: Path) -> None:
 
     from .benchmark import load_benchmark
     from .judges.baselines import image_diff_scores
+    from .outputs import atomic_write
 
     bench = load_benchmark(bench_dir)
     lines = []
     for key, candidate in bench.candidates.items():
         scores = image_diff_scores(*candidate.load_images())
         lines.append(json.dumps({"key": key, **{name: round(v, 6) for name, v in scores.items()}}))
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write(out, ("\n".join(lines) + "\n").encode("utf-8"), mode=0o644)
 
 
 @data_app.command("synth")
@@ -139,12 +172,23 @@ def data_synth(
     rows: Annotated[int, typer.Option(min=1, help="Number of rows.")] = 3072,
     image_size: Annotated[int, typer.Option(min=16, max=8192, help="Image side in pixels.")] = 1024,
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 0,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Write a synthetic benchmark of any size in the EditReward-Bench schema."""
+    from .outputs import SYNTHETIC, OutputError, prepare_output_dir
     from .synth import make_synthetic
 
+    try:
+        prepare_output_dir(out, SYNTHETIC, overwrite=overwrite)
+    except OutputError as exc:
+        _fail(str(exc))
     _quiet_libraries()
-    make_synthetic(out, rows, image_size, seed)
+    try:
+        make_synthetic(out, rows, image_size, seed, overwrite=overwrite)
+    except OutputError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot write {exc.filename or out}: {exc.strerror or exc}")
     _console().print(f"wrote {rows} rows at {image_size}px to {out}")
 
 
