@@ -103,10 +103,21 @@ OptionOpt = Annotated[
 # --------------------------------------------------------------------------- data
 
 
+OverwriteOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Replace erb's own earlier output there (only the files erb wrote; nothing else)."
+    ),
+]
+
+
 @data_app.command("make-mini")
 def data_make_mini(
     out: Annotated[
-        Path | None, typer.Option(help="Where to write it (default: the bundled data/mini).")
+        Path | None,
+        typer.Option(
+            help="Where to write it (default: data/mini in a source checkout, else ./erb-mini)."
+        ),
     ] = None,
     predictions: Annotated[
         Path | None,
@@ -114,17 +125,38 @@ def data_make_mini(
             help="Where to write the example predictions (default: beside the benchmark)."
         ),
     ] = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Regenerate the bundled benchmark and its example predictions (byte-identical)."""
-    from .resources import mini_dir
+    from .outputs import MINI, OutputError, check_output_file, prepare_output_dir
+    from .resources import checkout_data_dir
     from .synth import make_mini
 
-    _quiet_libraries()
-    target = out or mini_dir()
-    make_mini(target)
+    checkout = checkout_data_dir()
+    # Never into an installed package: from a wheel, the default is ./erb-mini.
+    target = out or (checkout / "mini" if checkout is not None else Path("erb-mini"))
     pred_path = predictions or target.parent / "mini_predictions.jsonl"
-    _write_example_predictions(target, pred_path)
+    try:
+        prepare_output_dir(target, MINI, overwrite=overwrite)
+        check_output_file(
+            pred_path, overwrite=overwrite, option="--predictions", example="mini_predictions.jsonl"
+        )
+    except OutputError as exc:
+        _fail(str(exc))
+    _quiet_libraries()
+    try:
+        make_mini(target, overwrite=overwrite)
+        _write_example_predictions(target, pred_path)
+    except OutputError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot write {exc.filename or target}: {exc.strerror or exc}")
     _console().print(f"wrote {target} and {pred_path}")
+    if out is None and checkout is None:
+        _console().print(
+            f"not a source checkout: the installed copy is left as it is; "
+            f"use this one with --dataset {target.resolve()}"
+        )
 
 
 def _write_example_predictions(bench_dir: Path, out: Path) -> None:
@@ -133,13 +165,14 @@ def _write_example_predictions(bench_dir: Path, out: Path) -> None:
 
     from .benchmark import load_benchmark
     from .judges.baselines import image_diff_scores
+    from .outputs import atomic_write
 
     bench = load_benchmark(bench_dir)
     lines = []
     for key, candidate in bench.candidates.items():
         scores = image_diff_scores(*candidate.load_images())
         lines.append(json.dumps({"key": key, **{name: round(v, 6) for name, v in scores.items()}}))
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write(out, ("\n".join(lines) + "\n").encode("utf-8"), mode=0o644)
 
 
 @data_app.command("synth")
@@ -148,12 +181,23 @@ def data_synth(
     rows: Annotated[int, typer.Option(min=1, help="Number of rows.")] = 3072,
     image_size: Annotated[int, typer.Option(min=16, max=8192, help="Image side in pixels.")] = 1024,
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 0,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Write a synthetic benchmark of any size in the EditReward-Bench schema."""
+    from .outputs import SYNTHETIC, OutputError, prepare_output_dir
     from .synth import make_synthetic
 
+    try:
+        prepare_output_dir(out, SYNTHETIC, overwrite=overwrite)
+    except OutputError as exc:
+        _fail(str(exc))
     _quiet_libraries()
-    make_synthetic(out, rows, image_size, seed)
+    try:
+        make_synthetic(out, rows, image_size, seed, overwrite=overwrite)
+    except OutputError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot write {exc.filename or out}: {exc.strerror or exc}")
     _console().print(f"wrote {rows} rows at {image_size}px to {out}")
 
 
@@ -291,6 +335,12 @@ def evaluate(
         str | None,
         typer.Option(help="Run name (default: judge name, or the predictions file's stem)."),
     ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            help="Replace a run folder holding a different run (only the files erb wrote there)."
+        ),
+    ] = False,
     seed: Annotated[
         int, typer.Option(help="Base seed: pass i uses seed + i (the paper: 42).")
     ] = 42,
@@ -385,15 +435,16 @@ def evaluate(
     """Evaluate a judge on EditReward-Bench (run it with --judge, or score --predictions)."""
     if (predictions is None) == (judge is None):
         _fail("give exactly one of --predictions FILE or --judge NAME")
-    if judge is not None:
-        _judge_entry(judge)  # fail on an unknown judge before loading any data
+    # Fail on an unknown judge or an output that cannot be saved before loading any data.
+    entry = _judge_entry(judge) if judge is not None else None
+    run_dir, known_k = _check_run_folder(out, name, predictions, entry, k, overwrite)
     bench = _load_bench(dataset, revision, split, max_image_pixels)
     try:
         bench = bench.subset(limit)
     except ValueError as exc:
         _fail(str(exc))
     if predictions is not None:
-        summary = _evaluate_predictions(bench, predictions, out, name, bootstrap)
+        summary = _evaluate_predictions(bench, predictions, run_dir, name, bootstrap, overwrite)
     else:
         assert judge is not None
         from .failures import StopRule
@@ -409,7 +460,10 @@ def evaluate(
             },
             stop=StopRule(all_failed_after=stop_after, min_passes=stop_min, persistent_share=stop_share),
         )  # fmt: skip
-        summary = _evaluate_judge(bench, judge, options, out, name)
+        if run_dir is not None:  # the settings known before loading the judge
+            expected = {"kind": "judge", "dataset": bench.fingerprint, "seed": seed}
+            _check_run_folder_holds(run_dir, {**expected, "k": known_k}, overwrite)
+        summary = _evaluate_judge(bench, judge, options, out, name, overwrite)
     for message in summary.warnings:
         _warn(message)
     for note in summary.notes:
@@ -458,9 +512,58 @@ def _judge_entry(name: str) -> Any:
         _fail(str(exc.args[0]))
 
 
+def _check_run_folder(
+    out: Path | None,
+    name: str | None,
+    predictions: Path | None,
+    entry: Any,
+    k: int | None,
+    overwrite: bool,
+) -> tuple[Path | None, int | None]:
+    """The run folder evaluate writes, checked before any work: a plain name, writable,
+    empty or erb's own run folder. Returns (the folder, k) where known before loading
+    the judge (a plugin's default k is not: the runner then checks the folder itself)."""
+    from .outputs import OutputError, check_name, check_run_dir
+
+    known_k = 1 if predictions is not None else (k or getattr(entry.card, "default_k", None))
+    try:
+        if name is not None:
+            check_name(name, "--name")
+        if out is None and predictions is not None:
+            out = _default_run_dir(check_name(name or predictions.stem, "run name"))
+        elif out is None and name is not None:
+            out = _default_run_dir(name)
+        elif out is None and known_k is not None:
+            run_name = entry.name if known_k == 1 else f"{entry.name}-k{known_k}"
+            out = _default_run_dir(check_name(run_name, "judge name"))
+        if out is not None:
+            check_run_dir(out, None, overwrite=overwrite)
+    except OutputError as exc:
+        _fail(str(exc))
+    return out, known_k
+
+
+def _check_run_folder_holds(run_dir: Path, expected: dict[str, Any], overwrite: bool) -> None:
+    """Refuse a run folder that holds a different run (unless --overwrite)."""
+    from .outputs import OutputError, check_run_dir
+
+    try:
+        check_run_dir(
+            run_dir, {k: v for k, v in expected.items() if v is not None}, overwrite=overwrite
+        )
+    except OutputError as exc:
+        _fail(str(exc))
+
+
 def _evaluate_predictions(
-    bench: Any, path: Path, out: Path | None, name: str | None, n_bootstrap: int
+    bench: Any,
+    path: Path,
+    run_dir: Path | None,
+    name: str | None,
+    n_bootstrap: int,
+    overwrite: bool,
 ) -> Any:
+    from .outputs import OutputError
     from .predictions import PredictionsError, read_predictions
     from .results import RunSummary, build_manifest, compute_metrics, now_iso, write_run
 
@@ -470,6 +573,9 @@ def _evaluate_predictions(
     except PredictionsError as exc:
         _fail(str(exc))
     run_name = name or path.stem
+    assert run_dir is not None
+    expected = {"kind": "predictions", "predictions": preds.sha256, "dataset": bench.fingerprint}
+    _check_run_folder_holds(run_dir, expected, overwrite)
     judge_info = {
         "name": run_name,
         "kind": "predictions",
@@ -504,19 +610,23 @@ def _evaluate_predictions(
     metrics, outcomes, metric_warnings = compute_metrics(
         bench, records, judge=judge_info, k=1, n_bootstrap=n_bootstrap
     )
-    run_dir = out or _default_run_dir(run_name)
     manifest = build_manifest(bench, started=started, judge=judge_info)
-    write_run(run_dir, metrics=metrics, records=records, outcomes=outcomes, manifest=manifest)
+    try:
+        write_run(run_dir, metrics=metrics, records=records, outcomes=outcomes, manifest=manifest)
+    except OutputError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot write {run_dir}: {exc.strerror or exc}")
     return RunSummary(run_dir, metrics, warnings + metric_warnings, None)
 
 
 def _evaluate_judge(
-    bench: Any, judge: str, options: Any, out: Path | None, name: str | None
+    bench: Any, judge: str, options: Any, out: Path | None, name: str | None, overwrite: bool
 ) -> Any:
     from .runner import RunError, RunInterrupted, run_evaluation
 
     try:
-        return run_evaluation(bench, judge, options, out=out, name=name)
+        return run_evaluation(bench, judge, options, out=out, name=name, overwrite=overwrite)
     except RunError as exc:
         _fail(str(exc))
     except RunInterrupted as exc:

@@ -23,6 +23,13 @@ class TableFormat(str, Enum):
 
 
 DEFAULT_LEADERBOARD = Path("reports") / "leaderboard.html"
+REPORT_PAGE = "report.html"
+_EXTENSIONS = {
+    TableFormat.html: "html",
+    TableFormat.md: "md",
+    TableFormat.csv: "csv",
+    TableFormat.latex: "tex",
+}
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -39,21 +46,24 @@ def _size(path: Path) -> str:
     return f"{size / 1024:.0f} KiB" if size < 1024 * 1024 else f"{size / 1024 / 1024:.1f} MiB"
 
 
+def _check_target(path: Path, example: str) -> None:
+    """Before any work: ``--out`` must be a file path erb can write (a page it regenerates)."""
+    from .outputs import OutputError, check_output_file
+
+    try:
+        check_output_file(path, overwrite=None, example=example)
+    except OutputError as exc:
+        _fail(str(exc))
+
+
 def _write_page(path: Path, text: str) -> None:
     """Write whole or not at all (temp file + rename), so a browser never sees half a page."""
-    import os
-    import tempfile
+    from .outputs import atomic_write
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        atomic_write(path, text.encode("utf-8"), mode=0o644)
+    except OSError as exc:
+        _fail(f"cannot write {path}: {exc.strerror or exc}")
 
 
 def leaderboard(
@@ -85,6 +95,9 @@ def leaderboard(
     ] = 50,
 ) -> None:
     """Build the leaderboard: one self-contained HTML page (or the main table as md/csv/latex)."""
+    target = out if out is not None or fmt != TableFormat.html else DEFAULT_LEADERBOARD
+    if target is not None:
+        _check_target(target, f"leaderboard.{_EXTENSIONS[fmt]}")
     from .published import read_published
     from .report.runs import (
         MixedDatasetsError,
@@ -115,12 +128,11 @@ def leaderboard(
         from .report.tables import measured_rows, render_table
 
         text = render_table(measured_rows(loaded), fmt.value)
-        if out is None:
+        if target is None:
             sys.stdout.write(text)
         else:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(text, encoding="utf-8")
-            typer.echo(f"wrote {out}")
+            _write_page(target, text)
+            typer.echo(f"wrote {target}")
         return
 
     from .benchmark import quiet_datasets
@@ -128,7 +140,7 @@ def leaderboard(
 
     quiet_datasets()
     page = render_leaderboard(loaded, reference=read_published(), notes=notes, sample_limit=samples)
-    target = out or DEFAULT_LEADERBOARD
+    assert target is not None
     _write_page(target, page)
     typer.echo(f"wrote {target} ({len(loaded)} run(s), {_size(target)})")
 
@@ -151,13 +163,18 @@ def report(
         loaded = load_run(run)
     except RunFolderError as exc:
         _fail(str(exc))
+    target = out or run / REPORT_PAGE
+    _check_target(target, REPORT_PAGE)
     paper_judge = loaded.judge.get("paper_judge")
     reference = [r for r in read_published() if paper_judge and r.judge == paper_judge]
     from .benchmark import quiet_datasets
 
     quiet_datasets()
     page = render_report(loaded, reference=reference, sample_limit=samples)
-    target = out or run / "report.html"
+    if out is None:  # the page joins the run folder's erb files: the next run there replaces it
+        from .outputs import add_to_marker
+
+        add_to_marker(run, REPORT_PAGE)
     _write_page(target, page)
     typer.echo(f"wrote {target} ({_size(target)})")
 

@@ -35,5 +35,16 @@ def mini_dir() -> Path:
     return data_dir() / "mini"
 
 
+def checkout_data_dir() -> Path | None:
+    """The repository's ``data/`` when erb runs from a source checkout, else None.
+
+    Installed from a wheel, the bundled data belongs to the installation: erb
+    never writes there.
+    """
+    if (_REPO / "pyproject.toml").is_file() and (_REPO / "judges").is_dir():
+        return _REPO / "data"
+    return None
+
+
 def published_results_csv() -> Path:
     return data_dir() / "published_results.csv"

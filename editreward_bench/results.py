@@ -9,7 +9,8 @@ Layout (fixed; the leaderboard and ``erb verify`` depend on it)::
       manifest.json    versions, git revision, dataset fingerprint, command line, times, tokens
 
 Files are written whole and atomically (temp file + rename): a rerun replaces
-them, never appends, and a crash never leaves half a file.
+them, never appends, and a crash never leaves half a file. The folder carries
+erb's marker (see outputs.py) listing these files; nothing else in it is touched.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from .metrics import (
     pooled_accuracy,
     tie_rate,
 )
+from .outputs import RUN, RUN_FILES, atomic_write, claim_output_dir
 from .redact import redact_text
 from .taxonomy import SUBSCORES
 
@@ -114,22 +116,8 @@ def git_revision() -> str | None:
     return rev + ("-dirty" if dirty else "")
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_json(path: Path, obj: Any) -> None:
-    _atomic_write(
+    atomic_write(
         path, (json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
     )
 
@@ -307,6 +295,14 @@ def write_records(path: Path, records: Iterable[Mapping[str, Any]], chunk: int =
         raise
 
 
+def start_run_folder(out: Path) -> None:
+    """Claim a run folder before writing into it: erb's marker first (a folder holding
+    anything else is refused), erb's stale files from an earlier run removed, and no
+    metrics.json until the new run is whole."""
+    claim_output_dir(out, RUN, RUN_FILES)
+    (out / METRICS).unlink(missing_ok=True)
+
+
 def write_run(
     out: Path,
     *,
@@ -317,9 +313,11 @@ def write_run(
 ) -> None:
     """Write (replace) the four files of a run folder.
 
-    ``records=None`` means records.parquet was already written with :func:`write_records`.
+    ``records=None`` means records.parquet was already written with :func:`write_records`
+    (after :func:`start_run_folder`). Callers check the folder first
+    (:func:`editreward_bench.outputs.check_run_dir`).
     """
-    out.mkdir(parents=True, exist_ok=True)
+    start_run_folder(out)
     if records is not None:
         write_records(out / RECORDS, records)
     _write_parquet(out / OUTCOMES, outcomes_table(outcomes))

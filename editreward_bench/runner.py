@@ -29,6 +29,7 @@ from .judges import (
 )
 from .judges.options import answer_settings
 from .metrics import PassScores
+from .outputs import OutputError, check_name, check_run_dir
 from .published import paper_row
 from .redact import redact_url
 from .results import (
@@ -39,6 +40,7 @@ from .results import (
     build_manifest,
     compute_metrics,
     now_iso,
+    start_run_folder,
     write_json,
     write_records,
     write_run,
@@ -212,12 +214,17 @@ def run_evaluation(
     *,
     out: Path | None = None,
     name: str | None = None,
+    overwrite: bool = False,
 ) -> RunSummary:
-    """Judge every missing pass, then write the run folder. Raises RunError / RunInterrupted."""
+    """Judge every missing pass, then write the run folder. Raises RunError / RunInterrupted.
+
+    The run folder is checked before any judging: a folder holding another run is
+    replaced only with ``overwrite`` (the same run again is resumed without it).
+    """
     started = now_iso()
     judge = open_judge(judge_name, options)
     try:
-        return _run(bench, judge, options, out, name, started)
+        return _run(bench, judge, options, out, name, started, overwrite)
     finally:
         judge.close()
 
@@ -229,6 +236,7 @@ def _run(
     out: Path | None,
     name: str | None,
     started: str,
+    overwrite: bool = False,
 ) -> RunSummary:
     card = getattr(judge, "card", None)
     k = options.k or (card.default_k if card is not None else 1)
@@ -237,6 +245,13 @@ def _run(
     except Exception as exc:
         raise RunError(str(exc)) from exc
     judge_fp = judge.fingerprint()
+    settings = {"kind": "judge", "judge": judge_fp, "dataset": bench.fingerprint, "k": k}
+    try:  # before any judging: a run that cannot be saved must not start
+        run_name = name or (judge.name if k == 1 else f"{judge.name}-k{k}")
+        run_dir = out or Path("reports") / "runs" / check_name(run_name, "run name")
+        check_run_dir(run_dir, {**settings, "seed": options.seed}, overwrite=overwrite)
+    except OutputError as exc:
+        raise RunError(str(exc)) from exc
     store_path = options.store or default_store_path()
     try:
         store = PassStore(store_path)
@@ -273,8 +288,10 @@ def _run(
             stopped = str(why)
         judging_seconds = time.monotonic() - t0
 
-        run_name = name or (judge.name if k == 1 else f"{judge.name}-k{k}")
-        run_dir = out or Path("reports") / "runs" / run_name
+        try:
+            start_run_folder(run_dir)
+        except OutputError as exc:
+            raise RunError(f"{exc} (the judged passes are kept in {store_path})") from exc
         # Records stream from the store to records.parquet; only what the metrics
         # need stays in memory, so a run of any size fits.
         tally = _Tally()

@@ -13,13 +13,14 @@ consistency ``(A, C)``, overall ``(A, B)``. Candidate keys recur across rows
 and dimensions, as in the real benchmark.
 
 The generator is deterministic: ``erb data make-mini`` rewrites ``data/mini``
-byte for byte.
+byte for byte (erb's marker ``.erb-output.json`` included). Output folders
+follow the rule in outputs.py: erb writes only into a missing or empty folder or
+its own earlier output (replaced with ``overwrite``), and replaces only its files.
 """
 
 from __future__ import annotations
 
 import hashlib
-import shutil
 import tempfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -31,6 +32,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
+from .outputs import MINI, SYNTHETIC, prepare_output_dir, staged_output_dir
 from .taxonomy import SUBTASKS
 
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -416,16 +418,24 @@ def features() -> Any:
     )
 
 
-def write_benchmark(out: Path, description: str, **rows_spec: Any) -> Path:
+def write_benchmark(
+    out: Path,
+    description: str,
+    *,
+    kind: str = SYNTHETIC,
+    overwrite: bool = False,
+    **rows_spec: Any,
+) -> Path:
     """Write :func:`generate_rows` output as a ``save_to_disk`` folder (the hub's layout).
 
     Rows stream to disk in small batches, so benchmarks of any size fit in memory.
+    ``out`` must be missing, empty, or erb's own ``kind`` output (replaced only with
+    ``overwrite``, and then only the files erb wrote); else OutputError, before any work.
     """
     import datasets
 
     out = Path(out)
-    if out.exists():
-        shutil.rmtree(out)
+    prepare_output_dir(out, kind, overwrite=overwrite)  # before generating anything
     info = datasets.DatasetInfo(description=description, features=features(), license="apache-2.0")
     with tempfile.TemporaryDirectory(prefix="erb-synth-") as tmp:
         staged = datasets.Dataset.from_generator(
@@ -442,7 +452,8 @@ def write_benchmark(out: Path, description: str, **rows_spec: Any) -> Path:
         ds = datasets.Dataset(
             staged.data, info=info, split=datasets.NamedSplit("test"), fingerprint=fingerprint
         )
-        ds.save_to_disk(str(out))
+        with staged_output_dir(out, kind, overwrite=overwrite) as stage:
+            ds.save_to_disk(str(stage))
     return out
 
 
@@ -451,10 +462,12 @@ MINI_SOURCES = (4, 3, 5, 4, 3, 4, 5, 3, 4, 5, 3, 4, 4)
 MINI_IMAGE_SIZE = 96
 
 
-def make_mini(out: Path) -> Path:
+def make_mini(out: Path, *, overwrite: bool = False) -> Path:
     return write_benchmark(
         out,
         "erb bundled mini benchmark (synthetic, EditReward-Bench schema)",
+        kind=MINI,
+        overwrite=overwrite,
         n_rows=10**9,
         image_size=MINI_IMAGE_SIZE,
         seed=0,
@@ -462,10 +475,14 @@ def make_mini(out: Path) -> Path:
     )
 
 
-def make_synthetic(out: Path, n_rows: int, image_size: int, seed: int = 0) -> Path:
+def make_synthetic(
+    out: Path, n_rows: int, image_size: int, seed: int = 0, *, overwrite: bool = False
+) -> Path:
     return write_benchmark(
         out,
         f"erb synthetic benchmark: {n_rows} rows at {image_size}px, seed {seed}",
+        kind=SYNTHETIC,
+        overwrite=overwrite,
         n_rows=n_rows,
         image_size=image_size,
         seed=seed,
