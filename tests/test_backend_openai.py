@@ -110,8 +110,13 @@ def test_hung_and_dropped_connections_time_out_and_retry(mini, tmp_path: Path) -
 def test_persistent_errors_fail_the_pass_with_a_reason_and_are_not_stored(
     mini, tmp_path: Path
 ) -> None:
-    with FakeOpenAIServer(models=["editscore-72b"], faults=Faults(http_500=1.0)) as srv:
-        summary = evaluate(
+    from editreward_bench.runner import RunError
+
+    with (
+        FakeOpenAIServer(models=["editscore-72b"], faults=Faults(http_500=1.0)) as srv,
+        pytest.raises(RunError, match=r"no pass succeeded.*x HTTP 500"),
+    ):
+        evaluate(
             mini.subset(1),
             "editscore-72b",
             [srv.url],
@@ -119,7 +124,8 @@ def test_persistent_errors_fail_the_pass_with_a_reason_and_are_not_stored(
             k=1,
             backend_options={"backoff": 0.001, "max_attempts": 2},
         )
-    assert summary.metrics["failures"] == len(mini.subset(1).candidates)
+    # A run where everything failed is an error, not a result; what it did is kept.
+    assert not (tmp_path / "run" / "metrics.json").exists()
     import pyarrow.parquet as pq
 
     errors = {r["error"] for r in pq.read_table(tmp_path / "run" / "records.parquet").to_pylist()}

@@ -180,14 +180,17 @@ def test_evaluate_cli_with_random_weights_records_parse_failures(
             "--k", "1", "--max-retries", "0", "--batch-size", "8", "--bootstrap", "50",
         ],
     )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["k"] == 1
-    judge = metrics["judge"]
+    # Random weights answer random bytes: nothing parses, so the run is an error, not a result.
+    assert result.exit_code == 2, result.output
+    assert "no pass succeeded" in result.output and "x unparseable answer" in result.output
+    assert not (out / "metrics.json").exists()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "stopped" and manifest["k"] == 1
+    judge = manifest["judge"]
     assert judge["backend_config"]["backend"] == "transformers"
     assert judge["backend_config"]["adapter"] == str(tiny["lora"])
     records = pq.read_table(out / "records.parquet").to_pylist()
-    assert records and metrics["failures"] == len(records)
+    assert len(records) == 6  # the 6 distinct candidates of the first 6 rows, k = 1
     # Random weights answer random bytes: every pass is a recorded parse failure.
     for record in records:
         assert record["status"] == "failed"
