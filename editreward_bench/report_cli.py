@@ -125,9 +125,17 @@ def leaderboard(
         _note(f"note: {line}")
 
     if fmt != TableFormat.html:
+        from .benchmark import quiet_datasets
         from .report.tables import measured_rows, render_table
+        from .report.verify import BenchmarkCache, verify_run
 
-        text = render_table(measured_rows(loaded), fmt.value)
+        quiet_datasets()
+        cache = BenchmarkCache()
+        verdicts = {
+            run.path: verify_run(run, cache.for_run(run)[0], intervals=False).status
+            for run in loaded
+        }
+        text = render_table(measured_rows(loaded, verdicts), fmt.value)
         if target is None:
             sys.stdout.write(text)
         else:

@@ -441,12 +441,14 @@ def test_hostile_names_are_escaped_in_markdown_latex_and_csv(hostile_run: Path) 
     assert "<script" not in md and "&lt;script&gt;" in md
     data_line = md.splitlines()[2]
     assert data_line.startswith("| evil\\_\\|\\*&lt;script&gt;alert(1)&lt;/script&gt;&lt;/td&gt; |")
-    assert len(re.findall(r"(?<!\\)\|", data_line)) == 2 + 15 + 1  # no stray column
+    assert (
+        len(re.findall(r"(?<!\\)\|", data_line)) == 2 + 15 + 2
+    )  # judge, k, 15 values, verified: no stray column
     latex = render_table(rows, "latex")
     assert "<" not in latex and re.search(r"(?<!\\)_", latex.split("\\midrule")[1]) is None
     assert "evil\\_\\textbar{}*\\textless{}script\\textgreater{}alert(1)" in latex
     parsed = list(csv.reader(io.StringIO(render_table(rows, "csv"))))
-    assert parsed[1][0] == f"evil_|*{HOSTILE}" and len(parsed[1]) == 17
+    assert parsed[1][0] == f"evil_|*{HOSTILE}" and len(parsed[1]) == 18
     assert escape_markdown("a\nb [x](y) `c`") == "a b \\[x\\](y) \\`c\\`"
     assert escape_latex("50% of $5 & #1 ~^\\") == (
         "50\\% of \\$5 \\& \\#1 \\textasciitilde{}\\textasciicircum{}\\textbackslash{}"
@@ -582,3 +584,32 @@ def test_leaderboard_in_headless_chromium(runs: dict[str, Path], tmp_path: Path)
         white = sum(n for n, c in colours if c == (255, 255, 255))
         assert len(colours) > 200, f"only {len(colours)} colours: a blank page?"
         assert white < 0.9 * rgb.width * rgb.height
+
+
+def test_a_run_whose_metrics_do_not_follow_is_never_ranked_or_best(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    def inflate(m: dict[str, Any]) -> None:  # claims to beat every other run
+        for block in [m["accuracy"]["overall"], *m["accuracy"]["groups"].values()]:
+            for dim in block:
+                block[dim] = 0.99
+
+    forged = copy_run(runs["image-diff"], tmp_path / "forged", inflate)
+    chosen = [str(runs["preds"]), str(runs["random-k4"]), str(forged)]
+    md = erb("leaderboard", *chosen, "--format", "md").output
+    rows = [line for line in md.splitlines() if line.startswith("| ") and "Judge" not in line]
+    assert rows[-1].startswith("| image-diff") and rows[-1].rstrip(" |").endswith("mismatch")
+    assert "**0.990**" not in md and "0.990" in md  # shown, never bold
+    assert all(row.rstrip(" |").endswith("verified") for row in rows[:-1])
+    csv_text = erb("leaderboard", *chosen, "--format", "csv").output
+    assert csv_text.splitlines()[0].endswith(",verification")
+    assert csv_text.splitlines()[-1].endswith(",mismatch")
+    latex = erb("leaderboard", *chosen, "--format", "latex").output
+    assert "image-diff$^\\dagger$" in latex and "\\textbf{0.990}" not in latex
+    page_path = tmp_path / "board.html"
+    assert erb("leaderboard", *chosen, "--out", str(page_path)).exit_code == 0
+    page = page_path.read_text()
+    assert measured_labels(page)[-1] == "image-diff"
+    body = page.split('<tbody id="measured">', 1)[1].split("</tbody>", 1)[0]
+    forged_row = body.split('data-v="image-diff"', 1)[1].split("</tr>", 1)[0]
+    assert "best" not in forged_row.split('data-col="status"')[0]

@@ -225,15 +225,24 @@ def _views(
     sample_limit: int,
 ) -> tuple[list[RunView], dict[str, RowResults], Thumbnails]:
     thumbs = Thumbnails()
+    checked = []
+    for row in rows:
+        run = row.run
+        data = read_run_data(run)
+        bench, note = cache.for_run(run, dataset, revision)
+        verification = verify_run(run, bench, intervals=intervals, dataset_note=note, data=data)
+        checked.append((run, data, bench, note, verification))
+    # Rank with the verdicts: a run whose metrics do not follow from its records is last, never best.
+    verdicts = {run.path: v.status for run, _, _, _, v in checked}
+    by_path = {run.path: (data, bench, note, v) for run, data, bench, note, v in checked}
+    rows = measured_rows([row.run for row in rows], verdicts)
     best = best_values(rows)
     views = []
     results: dict[str, RowResults] = {}
     for i, row in enumerate(rows):
         key = f"r{i}"
         run = row.run
-        data = read_run_data(run)
-        bench, note = cache.for_run(run, dataset, revision)
-        verification = verify_run(run, bench, intervals=intervals, dataset_note=note, data=data)
+        data, bench, note, verification = by_path[run.path]
         res = None if data.outcomes is None else row_results(key, run.fingerprint, data.outcomes)
         if res is not None:
             results[key] = res

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from ..taxonomy import BLOCKS, DIMENSION_ABBREV, DIMENSIONS, OVERALL_BLOCK
@@ -43,10 +44,21 @@ class TableRow:
     values: dict[tuple[str, str], float | None]
     #: {(block, dimension): [low, high]}
     intervals: dict[tuple[str, str], list[float] | None]
+    #: ``erb verify``'s verdict: verified, mismatch (metrics.json does not follow from the
+    #: records) or unchecked (the dataset or the records were not available).
+    verification: str = "unchecked"
+
+    @property
+    def ranked(self) -> bool:
+        """A run whose numbers do not follow from its records is never ranked or best."""
+        return self.verification != "mismatch"
 
 
-def measured_rows(runs: Sequence[Run]) -> list[TableRow]:
-    """Main-table rows for ``runs``, best Overall O first (rows without it last)."""
+def measured_rows(
+    runs: Sequence[Run], verification: Mapping[Path, str] | None = None
+) -> list[TableRow]:
+    """Main-table rows for ``runs``, best Overall O first (rows without it last), and rows
+    whose ``verification`` (by run folder) is a mismatch after every ranked row."""
     counts: dict[tuple[str, int], int] = {}
     for run in runs:
         counts[(run.name, run.k)] = counts.get((run.name, run.k), 0) + 1
@@ -67,24 +79,26 @@ def measured_rows(runs: Sequence[Run]) -> list[TableRow]:
                     else None
                 )
         label = run.name if counts[(run.name, run.k)] == 1 else f"{run.name} [{run.run_id}]"
-        rows.append(TableRow(label, run.k, run, values, intervals))
+        status = (verification or {}).get(run.path, "unchecked")
+        rows.append(TableRow(label, run.k, run, values, intervals, status))
 
-    def order(row: TableRow) -> tuple[bool, float, str, int]:
+    def order(row: TableRow) -> tuple[bool, bool, float, str, int]:
         value = row.values[(OVERALL_BLOCK, "overall")]
-        return (value is None, -(value or 0.0), row.label, row.k)
+        return (not row.ranked, value is None, -(value or 0.0), row.label, row.k)
 
     return sorted(rows, key=order)
 
 
 def best_values(rows: Sequence[TableRow]) -> dict[tuple[str, str], float]:
-    """The highest value of each column among ``rows`` (columns with no value are absent).
-
-    Empty for a single row: a lone row is not "best" at anything.
+    """The highest value of each column among the ranked ``rows`` (columns with no value
+    are absent). Empty for a single row: a lone row is not "best" at anything.
     """
     best: dict[tuple[str, str], float] = {}
     if len(rows) < 2:
         return best
     for row in rows:
+        if not row.ranked:
+            continue
         for col, value in row.values.items():
             if value is not None and (col not in best or value > best[col]):
                 best[col] = value
@@ -93,7 +107,7 @@ def best_values(rows: Sequence[TableRow]) -> dict[tuple[str, str], float]:
 
 def _is_best(row: TableRow, col: tuple[str, str], best: dict[tuple[str, str], float]) -> bool:
     value = row.values[col]
-    return value is not None and col in best and abs(value - best[col]) < 1e-12
+    return row.ranked and value is not None and col in best and abs(value - best[col]) < 1e-12
 
 
 def _fmt(value: float | None, missing: str = "-") -> str:
@@ -158,21 +172,24 @@ def render_table(rows: Sequence[TableRow], fmt: TableFormat) -> str:
 def to_markdown(rows: Sequence[TableRow]) -> str:
     best = best_values(rows)
     header = ["Judge", "k"] + [f"{block_title(b)} {DIMENSION_ABBREV[d]}" for b, d in COLUMNS]
+    header.append("Verified")
     lines = [
         "| " + " | ".join(header) + " |",
-        "|" + "|".join([":---", "---:"] + [":---:"] * len(COLUMNS)) + "|",
+        "|" + "|".join([":---", "---:"] + [":---:"] * len(COLUMNS) + [":---"]) + "|",
     ]
     for row in rows:
         cells = [escape_markdown(row.label), str(row.k)]
         for col in COLUMNS:
             text = _fmt(row.values[col])
             cells.append(f"**{text}**" if _is_best(row, col, best) else text)
+        cells.append(row.verification)
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(
         "Pairwise accuracy (PF: prompt following, C: consistency, O: overall); "
         "Overall is the mean of the 13 subtasks, a group the mean of its subtasks; "
-        "bold: best per column."
+        "bold: best per column. Verified: `erb verify` recomputed every number from the run's "
+        "records (mismatch: it did not follow; such rows are listed last and never bold)."
     )
     return "\n".join(lines) + "\n"
 
@@ -180,9 +197,11 @@ def to_markdown(rows: Sequence[TableRow]) -> str:
 def to_csv(rows: Sequence[TableRow]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["judge", "k"] + [f"{b}_{DIMENSION_ABBREV[d]}" for b, d in COLUMNS])
+    header = ["judge", "k"] + [f"{b}_{DIMENSION_ABBREV[d]}" for b, d in COLUMNS]
+    writer.writerow([*header, "verification"])
     for row in rows:
-        writer.writerow([row.label, row.k] + [_fmt(row.values[col], "") for col in COLUMNS])
+        values = [_fmt(row.values[col], "") for col in COLUMNS]
+        writer.writerow([row.label, row.k, *values, row.verification])
     return buf.getvalue()
 
 
@@ -191,7 +210,8 @@ def to_latex(rows: Sequence[TableRow]) -> str:
     n = len(COLUMNS)
     lines = [
         "% Pairwise accuracy on EditReward-Bench, written by `erb leaderboard --format latex`.",
-        "% Needs \\usepackage{booktabs}. Bold: best per column.",
+        "% Needs \\usepackage{booktabs}. Bold: best per column. $^\\dagger$: metrics do not"
+        " follow from the run's records (erb verify); $^*$: not verified.",
         f"\\begin{{tabular}}{{lr*{{{n}}}{{c}}}}",
         "\\toprule",
         " & & "
@@ -204,8 +224,9 @@ def to_latex(rows: Sequence[TableRow]) -> str:
         "Judge & $k$ & " + " & ".join(DIMENSION_ABBREV[d] for _, d in COLUMNS) + " \\\\",
         "\\midrule",
     ]
+    marks = {"verified": "", "mismatch": "$^\\dagger$", "unchecked": "$^*$"}
     for row in rows:
-        cells = [escape_latex(row.label), str(row.k)]
+        cells = [escape_latex(row.label) + marks.get(row.verification, "$^*$"), str(row.k)]
         for col in COLUMNS:
             text = _fmt(row.values[col])
             cells.append(f"\\textbf{{{text}}}" if _is_best(row, col, best) else text)
