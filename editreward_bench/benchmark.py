@@ -15,7 +15,7 @@ import mmap
 import os
 import re
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +30,15 @@ if TYPE_CHECKING:
 HUB_ID = "EditScore/EditReward-Bench"
 TIGER_HUB_ID = "TIGER-Lab/EditReward-Bench"
 MINI = "mini"
+#: The mark erb's synthetic benchmarks carry in their metadata (``DatasetInfo.description``):
+#: a ``save_to_disk`` copy keeps it. It is not part of the dataset fingerprint, which hashes
+#: the rows alone, so runs made before the mark existed still verify.
+SYNTHETIC_TAG = "[erb:synthetic]"
+#: Fingerprints of erb's bundled benchmark, recognised even in a copy that lost the metadata
+#: (a parquet export keeps the rows, not the description).
+KNOWN_SYNTHETIC = frozenset(
+    {"sha256:ea8318ce82d758f978d3cfb57f3c3e0941177fc6de3fe887459d41691984a2d7"}
+)
 
 REQUIRED_COLUMNS = ("key", "instruction", "input_image", "output_images", "task_type", "dimension")
 _TIGER_MARKERS = {"candidate_1", "candidate_2", "ranking", "source_image"}
@@ -192,6 +201,8 @@ class Benchmark:
     candidates: dict[str, Candidate]
     fingerprint: str
     _image_stats: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: Made by erb (the bundled mini, `erb data synth`): its numbers say nothing about real edits.
+    synthetic: bool = False
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -220,6 +231,7 @@ class Benchmark:
             candidates=candidates,
             fingerprint=_fingerprint(pairs, candidates),
             _image_stats=self._image_stats,
+            synthetic=self.synthetic,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -230,6 +242,7 @@ class Benchmark:
             "fingerprint": self.fingerprint,
             "rows": len(self.pairs),
             "candidates": len(self.candidates),
+            "synthetic": self.synthetic,
         }
 
     @property
@@ -269,14 +282,25 @@ def load_benchmark(
     reader = _ImageReader(table, base_dir, max_image_pixels, maps)
     pairs, candidates, stats = _build(table, reader, label)
     reader.release()  # the validation pass touched every image
+    fingerprint = _fingerprint(pairs, candidates)
+    description = str(getattr(getattr(dataset, "info", None), "description", "") or "")
     return Benchmark(
         source=label,
         revision=revision,
         pairs=pairs,
         candidates=candidates,
-        fingerprint=_fingerprint(pairs, candidates),
+        fingerprint=fingerprint,
         _image_stats=stats,
+        synthetic=SYNTHETIC_TAG in description or fingerprint in KNOWN_SYNTHETIC,
     )
+
+
+def is_synthetic(dataset: Mapping[str, Any]) -> bool:
+    """Whether a run's recorded dataset (``metrics.json`` ``dataset``) is synthetic; runs made
+    before the mark existed are recognised by the bundled benchmark's name and fingerprint."""
+    if dataset.get("synthetic") is not None:
+        return bool(dataset["synthetic"])
+    return dataset.get("source") == MINI or dataset.get("fingerprint") in KNOWN_SYNTHETIC
 
 
 def _open_dataset(

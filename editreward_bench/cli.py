@@ -227,7 +227,10 @@ def data_info(
     if json_out:
         print(json.dumps(info, indent=2))
         return
-    table = Table(title=f"{bench.source}: {len(bench)} rows, {len(bench.candidates)} candidates")
+    kind = " (synthetic)" if bench.synthetic else ""
+    table = Table(
+        title=f"{bench.source}{kind}: {len(bench)} rows, {len(bench.candidates)} candidates"
+    )
     table.add_column("subtask")
     for d in DIMENSIONS:
         table.add_column(DIMENSION_ABBREV[d], justify="right")
@@ -240,6 +243,11 @@ def data_info(
         f"image sizes: {stats['min_size']} .. {stats['max_size']} ({stats['distinct_sizes']} distinct)"
     )
     console.print(f"fingerprint: {bench.fingerprint}")
+    if bench.synthetic:
+        console.print(
+            "synthetic: yes. Made by erb in the EditReward-Bench schema; a judge's numbers on it "
+            "test the toolkit, not the judge."
+        )
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -248,11 +256,15 @@ def data_info(
 def _print_paper_table(metrics: dict[str, Any], reference: dict[str, Any] | None = None) -> None:
     from rich.table import Table
 
+    from .benchmark import is_synthetic
     from .taxonomy import BLOCKS, DIMENSION_ABBREV, DIMENSIONS, OVERALL_BLOCK
 
     judge = metrics["judge"].get("name", "?")
+    synthetic = is_synthetic(metrics["dataset"])
+    label = " [SYNTHETIC data, not EditReward-Bench]" if synthetic else ""
     table = Table(
-        title=f"{judge} (k={metrics['k']}) on {metrics['dataset']['source']}: pairwise accuracy, 95% CI"
+        title=f"{judge} (k={metrics['k']}) on {metrics['dataset']['source']}{label}: "
+        "pairwise accuracy, 95% CI"
     )
     table.add_column("block")
     for d in DIMENSIONS:

@@ -256,7 +256,9 @@ def compute_metrics(
         "schema_version": SCHEMA_VERSION,
         "judge": dict(judge),
         "k": k,
-        "dataset": {key: dataset[key] for key in ("source", "revision", "fingerprint", "rows")},
+        "dataset": {
+            key: dataset[key] for key in ("source", "revision", "fingerprint", "rows", "synthetic")
+        },
         "accuracy": scored["accuracy"],
         "ci95": bootstrap_ci(outcomes, n_resamples=n_bootstrap, seed=bootstrap_seed),
         **{key: value for key, value in scored.items() if key != "accuracy"},

@@ -32,6 +32,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
+from .benchmark import SYNTHETIC_TAG
 from .outputs import MINI, SYNTHETIC, prepare_output_dir, staged_output_dir
 from .taxonomy import SUBTASKS
 
@@ -465,7 +466,7 @@ MINI_IMAGE_SIZE = 96
 def make_mini(out: Path, *, overwrite: bool = False) -> Path:
     return write_benchmark(
         out,
-        "erb bundled mini benchmark (synthetic, EditReward-Bench schema)",
+        f"{SYNTHETIC_TAG} erb bundled mini benchmark (synthetic, EditReward-Bench schema)",
         kind=MINI,
         overwrite=overwrite,
         n_rows=10**9,
@@ -480,7 +481,7 @@ def make_synthetic(
 ) -> Path:
     return write_benchmark(
         out,
-        f"erb synthetic benchmark: {n_rows} rows at {image_size}px, seed {seed}",
+        f"{SYNTHETIC_TAG} erb synthetic benchmark: {n_rows} rows at {image_size}px, seed {seed}",
         kind=SYNTHETIC,
         overwrite=overwrite,
         n_rows=n_rows,

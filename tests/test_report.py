@@ -613,3 +613,36 @@ def test_a_run_whose_metrics_do_not_follow_is_never_ranked_or_best(
     body = page.split('<tbody id="measured">', 1)[1].split("</tbody>", 1)[0]
     forged_row = body.split('data-v="image-diff"', 1)[1].split("</tr>", 1)[0]
     assert "best" not in forged_row.split('data-col="status"')[0]
+
+
+BANNER_LAYOUT = """(() => {
+  const banner = document.getElementById('reference-banner');
+  const box = banner.getBoundingClientRect();
+  const style = getComputedStyle(banner);
+  return {left: box.left, right: box.right, height: box.height, viewport: window.innerWidth,
+          font: parseFloat(style.fontSize), text: banner.innerText,
+          badges: document.querySelectorAll('#measured .badge.synthetic').length};
+})()"""
+
+
+def test_synthetic_runs_are_labelled_and_the_paper_banner_stays_readable_at_1280px(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    exe = find_chromium()
+    if exe is None:
+        pytest.skip("no Chromium found (install the Debian package `chromium`)")
+    from cdp import evaluate_page
+
+    page_path = tmp_path / "leaderboard.html"
+    assert erb("leaderboard", *map(str, runs.values()), "--out", str(page_path)).exit_code == 0
+    page = page_path.read_text()
+    assert page.count('class="badge synthetic"') >= 1 + len(runs)  # the dataset line, each row
+    layout = evaluate_page(
+        exe, CHROMIUM_FLAGS, tempfile.mkdtemp(dir=tmp_path), page_path.resolve().as_uri(),
+        BANNER_LAYOUT, width=1280,
+    )  # fmt: skip
+    assert "Not comparable" in layout["text"] and "synthetic data made by erb" in layout["text"]
+    assert layout["badges"] == len(runs)
+    # The whole banner is inside the 1280 px window (it wraps instead of running off the side).
+    assert layout["left"] >= 0 and layout["right"] <= layout["viewport"] == 1280, layout
+    assert layout["font"] >= 12 and layout["height"] < 200, layout

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..benchmark import HUB_ID
+from ..benchmark import HUB_ID, is_synthetic
 from ..published import ReferenceRow
 from ..results import now_iso
 from ..taxonomy import (
@@ -123,6 +123,10 @@ class RunView:
     @property
     def label(self) -> str:
         return self.row.label
+
+    @property
+    def synthetic(self) -> bool:
+        return is_synthetic(self.run.dataset)
 
 
 def _cell_counts(results: RowResults | None) -> dict[tuple[str, str], tuple[int, int]]:
@@ -355,7 +359,10 @@ def _pairs_view(tests: Sequence[PairTest], views: Sequence[RunView]) -> list[dic
 
 
 def _dataset_fields(run: Run) -> dict[str, Any]:
-    return {name: run.dataset.get(name) for name in ("source", "revision", "fingerprint", "rows")}
+    fields_ = {
+        name: run.dataset.get(name) for name in ("source", "revision", "fingerprint", "rows")
+    }
+    return {**fields_, "synthetic": is_synthetic(run.dataset)}
 
 
 def _datasets(runs: Sequence[Run]) -> list[dict[str, Any]]:
