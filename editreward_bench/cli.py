@@ -6,6 +6,7 @@ and ``erb leaderboard`` start fast.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import sys
@@ -263,8 +264,8 @@ def _print_paper_table(metrics: dict[str, Any], reference: dict[str, Any] | None
     synthetic = is_synthetic(metrics["dataset"])
     label = " [SYNTHETIC data, not EditReward-Bench]" if synthetic else ""
     table = Table(
-        title=f"{judge} (k={metrics['k']}) on {metrics['dataset']['source']}{label}: "
-        "pairwise accuracy, 95% CI"
+        title=_escape(f"{judge} (k={metrics['k']}) on {metrics['dataset']['source']}{label}: ")
+        + "pairwise accuracy, 95% CI"
     )
     table.add_column("block")
     for d in DIMENSIONS:
@@ -449,7 +450,9 @@ def evaluate(
         _fail("give exactly one of --predictions FILE or --judge NAME")
     # Fail on an unknown judge or an output that cannot be saved before loading any data.
     entry = _judge_entry(judge) if judge is not None else None
-    run_dir, known_k = _check_run_folder(out, name, predictions, entry, k, overwrite)
+    run_dir, known_k = _check_run_folder(
+        out, name, predictions, entry, k, overwrite, model, adapter, base_url
+    )
     bench = _load_bench(dataset, revision, split, max_image_pixels)
     try:
         bench = bench.subset(limit)
@@ -531,6 +534,9 @@ def _check_run_folder(
     entry: Any,
     k: int | None,
     overwrite: bool,
+    model: str | None = None,
+    adapter: str | None = None,
+    base_urls: list[str] | None = None,
 ) -> tuple[Path | None, int | None]:
     """The run folder evaluate writes, checked before any work: a plain name, writable,
     empty or erb's own run folder. Returns (the folder, k) where known before loading
@@ -546,7 +552,14 @@ def _check_run_folder(
         elif out is None and name is not None:
             out = _default_run_dir(name)
         elif out is None and known_k is not None:
-            run_name = entry.name if known_k == 1 else f"{entry.name}-k{known_k}"
+            from .judges import replaced_identity
+            from .runner import default_run_name
+
+            shown = entry.name
+            if entry.card is not None:
+                replaced = replaced_identity(model, adapter, base_urls)
+                shown = dataclasses.replace(entry.card, replaced=replaced).display_name
+            run_name = default_run_name(shown, known_k)
             out = _default_run_dir(check_name(run_name, "judge name"))
         if out is not None:
             check_run_dir(out, None, overwrite=overwrite)

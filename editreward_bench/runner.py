@@ -9,6 +9,7 @@ the moment it returns. Metrics for every k' <= k come from the same records.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -247,7 +248,7 @@ def _run(
     judge_fp = judge.fingerprint()
     settings = {"kind": "judge", "judge": judge_fp, "dataset": bench.fingerprint, "k": k}
     try:  # before any judging: a run that cannot be saved must not start
-        run_name = name or (judge.name if k == 1 else f"{judge.name}-k{k}")
+        run_name = name or default_run_name(judge.name, k)
         run_dir = out or Path("reports") / "runs" / check_name(run_name, "run name")
         check_run_dir(run_dir, {**settings, "seed": options.seed}, overwrite=overwrite)
     except OutputError as exc:
@@ -329,6 +330,15 @@ def _run(
     )
     notes = [_reuse_note(judge, judge_fp, usage, store_path)]
     return RunSummary(run_dir, metrics, warnings, reference, notes)
+
+
+def default_run_name(judge_name: str, k: int) -> str:
+    """The judge's name (with what replaced the card's model, adapter or endpoint) as a folder
+    name: ``editscore-72b+model=Qwen--Qwen2.5-VL-7B-Instruct-k4``."""
+    name = judge_name.replace(" [", "+").rstrip("]").replace(", ", "+")
+    name = re.sub(r"https?://", "", name).replace("/", "--")
+    name = re.sub(r"[^A-Za-z0-9._+=-]+", "-", name).strip("-.") or "judge"
+    return name if k == 1 else f"{name}-k{k}"
 
 
 def _reuse_note(judge: Judge, judge_fp: str, usage: dict[str, Any], store_path: Path) -> str:
@@ -438,6 +448,7 @@ def _judge_all(
 ) -> None:
     if not tasks:
         return
+    from rich.markup import escape
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -454,7 +465,7 @@ def _judge_all(
     )  # fmt: skip
     start = time.monotonic()
     with progress:
-        bar = progress.add_task(f"judging with {judge.name}", total=todo, rate="")
+        bar = progress.add_task(f"judging with {escape(judge.name)}", total=todo, rate="")
 
         def on_result(result: PassResult) -> None:
             record = result.to_record()
@@ -510,7 +521,13 @@ def _usage(
         "tokens": {"prompt": prompt, "completion": completion},
         "base_urls": [redact_url(u) for u in options.base_urls],
     }
-    common = getattr(getattr(judge, "config", None), "common", None)
+    config = getattr(judge, "config", None)
+    common = getattr(config, "common", None)
+    overridden = set(getattr(config, "overridden", ()))
+    if "model" in getattr(getattr(config, "card", None), "replaced", {}) and not (
+        {"price_input_per_mtok", "price_output_per_mtok"} & overridden
+    ):
+        common = None  # the card's prices are another model's
     price_in, price_out = (
         getattr(common, "price_input_per_mtok", None),
         getattr(common, "price_output_per_mtok", None),

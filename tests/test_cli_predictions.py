@@ -46,6 +46,7 @@ def test_evaluate_predictions_writes_the_run_folder(tmp_path: Path, mini) -> Non
         "revision": None,
         "fingerprint": mini.fingerprint,
         "rows": len(mini),
+        "synthetic": True,
     }
     assert set(metrics["accuracy"]["groups"]) == set(GROUPS)
     assert set(metrics["accuracy"]["subtasks"]) == set(SUBTASKS)

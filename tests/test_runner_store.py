@@ -22,7 +22,9 @@ from editreward_bench.testing.fake_openai import FakeOpenAIServer
 
 @pytest.fixture
 def server():
-    with FakeOpenAIServer(models=["editscore-72b", "gpt-4.1"]) as srv:
+    with FakeOpenAIServer(
+        models=["editscore-72b", "gpt-4.1", "Qwen/Qwen2.5-VL-72B-Instruct", "other-model"]
+    ) as srv:
         yield srv
 
 
@@ -149,10 +151,15 @@ def test_hub_benchmark_runs_show_the_papers_row_beside_the_measured_one(
     from editreward_bench.cli import _print_paper_table
 
     as_hub = replace(mini.subset(9), source=HUB_ID)
-    options = RunOptions(
-        base_urls=[server.url], store=tmp_path / "s.sqlite", progress=False, n_bootstrap=50, k=4
+    # The endpoint is the card's (a card file that names it), not a --base-url override.
+    card = tmp_path / "editscore-72b.toml"
+    card.write_text(
+        (REPO / "judges" / "editscore-72b.toml")
+        .read_text()
+        .replace('base_url = "http://localhost:8000/v1"', f'base_url = "{server.url}"')
     )
-    summary = run_evaluation(as_hub, "editscore-72b", options, out=tmp_path / "run")
+    options = RunOptions(store=tmp_path / "s.sqlite", progress=False, n_bootstrap=50, k=4)
+    summary = run_evaluation(as_hub, str(card), options, out=tmp_path / "run")
     assert summary.reference is not None
     assert summary.reference["overall"] == {
         "prompt_following": 0.755,
@@ -168,6 +175,12 @@ def test_hub_benchmark_runs_show_the_papers_row_beside_the_measured_one(
     )
     # another dataset: no reference row
     assert (
-        run_evaluation(mini.subset(9), "editscore-72b", options, out=tmp_path / "run2").reference
-        is None
+        run_evaluation(mini.subset(9), str(card), options, out=tmp_path / "run2").reference is None
     )
+    # a model, adapter or endpoint given on the command line is not the paper's judge
+    for override in ({"model": "someone/other"}, {"adapter": "none"}, {"base_urls": [server.url]}):
+        changed = replace(options, **override)
+        summary = run_evaluation(
+            as_hub, str(card), changed, out=tmp_path / f"run-{len(override)}-{next(iter(override))}"
+        )
+        assert summary.reference is None, override

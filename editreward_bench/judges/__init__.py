@@ -73,6 +73,21 @@ def build_judge(
     return EditScoreJudge(config, backend)
 
 
+def replaced_identity(model: str | None, adapter: str | None, base_urls: Any) -> dict[str, str]:
+    """What an override puts in place of the card's model, adapter or endpoint (for names)."""
+    from ..redact import redact_url
+
+    replaced: dict[str, str] = {}
+    if model is not None:
+        replaced["model"] = model
+    if adapter is not None:
+        replaced["adapter"] = "none" if adapter.lower() == "none" else adapter
+    if base_urls:
+        given = [base_urls] if isinstance(base_urls, str) else list(base_urls)
+        replaced["base_url"] = " ".join(redact_url(str(u)) for u in given)
+    return replaced
+
+
 def load_judge(
     name: str,
     *,
@@ -113,6 +128,8 @@ def load_judge(
         return judge
     assert entry.card is not None
     card = entry.card.with_overrides(backend=backend)
+    if (model is not None or adapter is not None) and card.backend not in BACKEND_CLASSES:
+        raise CardError(f"judge {card.name!r} runs no model: --model and --adapter do not apply")
     if model is not None:  # a new model also replaces the name the card's server knows it by
         card = replace(
             card,
@@ -121,6 +138,11 @@ def load_judge(
         )
     if adapter is not None:
         card = replace(card, adapter=None if adapter.lower() == "none" else adapter)
+    replaced = replaced_identity(
+        model, adapter, overrides.get("base_urls") or overrides.get("base_url")
+    )
+    if replaced:  # not the judge the paper measured: never shown as its row
+        card = replace(card, replaced=replaced, paper_judge=None)
     return build_judge(card, overrides, **(optional or {}))
 
 

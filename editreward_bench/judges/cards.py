@@ -43,6 +43,15 @@ class JudgeCard:
     paper_judge: str | None = None
     #: Where the card came from: 'built-in', 'plugin:<dist>', or a file path.
     source: str = "built-in"
+    #: Model, adapter or endpoint given instead of the card's (``--model`` ...): shown in the
+    #: judge's name everywhere, and such a judge is never the card's paper judge.
+    replaced: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def display_name(self) -> str:
+        if not self.replaced:
+            return self.name
+        return f"{self.name} [" + ", ".join(f"{k}={v}" for k, v in self.replaced.items()) + "]"
 
     def with_overrides(self, **changes: Any) -> JudgeCard:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

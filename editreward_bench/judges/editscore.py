@@ -159,7 +159,7 @@ class EditScoreJudge(Judge):
     """EditScore protocol on any backend."""
 
     def __init__(self, config: JudgeConfig, backend: Backend) -> None:
-        super().__init__(config.card.name)
+        super().__init__(config.card.display_name)
         self.card = config.card
         self.backend = backend
         #: The configuration with the backend's options as it resolved them (dtype, batch size).
@@ -173,6 +173,8 @@ class EditScoreJudge(Judge):
     def describe(self) -> dict[str, Any]:
         return {
             **self.card.to_dict(),
+            "name": self.name,
+            "card": self.card.name,
             "settings": all_settings(self.config),
             "overridden": list(self.config.overridden),
             "backend_config": self.backend.describe(),
