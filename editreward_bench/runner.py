@@ -9,10 +9,11 @@ the moment it returns. Metrics for every k' <= k come from the same records.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,10 @@ from .store import PassStore, StoreError, candidate_fingerprint, default_store_p
 
 class RunError(RuntimeError):
     """The run could not start or finish; the message says why and what to do."""
+
+
+#: Fewest passes' tasks claimed at once (more with a high concurrency).
+CLAIM_CHUNK = 16
 
 
 class _Stop(Exception):
@@ -156,18 +161,20 @@ def _checked(result: PassResult) -> PassResult:
 
 async def execute(
     judge: Judge,
-    tasks: Sequence[JudgeTask],
+    tasks: Iterable[JudgeTask],
     *,
     concurrency: int,
     on_result: Callable[[PassResult], None],
 ) -> None:
     """Run tasks through the judge in batches, at most ``concurrency`` batches at once.
 
-    A fixed set of workers pulls batches in order, so memory stays bounded by
-    the concurrency, not by the number of tasks.
+    A fixed set of workers pulls batches in order from ``tasks`` (any iterable: the
+    runner's claims it lazily, chunk by chunk), so memory stays bounded by the
+    concurrency, not by the number of tasks.
     """
     size = max(1, int(getattr(judge, "batch_size", 1)))
-    batches = (list(tasks[i : i + size]) for i in range(0, len(tasks), size))
+    source = iter(tasks)
+    batches = iter(lambda: list(itertools.islice(source, size)), [])
 
     async def run(batch: list[JudgeTask]) -> None:
         expected = {
@@ -480,16 +487,29 @@ def _judge_all(
             elapsed = max(time.monotonic() - start, 1e-9)
             progress.update(bar, advance=1, rate=f"{progress_state.judged / elapsed:.1f} passes/s")
 
+        # Passes are claimed a chunk at a time, as the workers need them: two runs on one
+        # store then share the work instead of the first claiming all of it.
+        chunk = max(CLAIM_CHUNK, 2 * options.concurrency * max(1, judge.batch_size))
+
+        def claimed(todo: list[JudgeTask], theirs: set[tuple[str, int]]) -> Iterator[JudgeTask]:
+            for start in range(0, len(todo), chunk):
+                part = todo[start : start + chunk]
+                items = [(cand_fps[t.candidate.key], p) for t in part for p in t.passes]
+                won = store.claim(judge_fp, items, options.seed, skip_stored=not options.fresh)
+                theirs.update(set(items) - won)
+                yield from _restrict(part, won, cand_fps)
+
         pending = tasks
         while pending:
-            items = [(cand_fps[t.candidate.key], p) for t in pending for p in t.passes]
-            won = store.claim(judge_fp, items, options.seed, skip_stored=not options.fresh)
-            if won:
-                mine = _restrict(pending, won, cand_fps)
-                asyncio.run(
-                    execute(judge, mine, concurrency=options.concurrency, on_result=on_result)
+            theirs: set[tuple[str, int]] = set()
+            asyncio.run(
+                execute(
+                    judge,
+                    claimed(pending, theirs),
+                    concurrency=options.concurrency,
+                    on_result=on_result,
                 )
-            theirs = set(items) - won
+            )
             if not theirs:
                 break
             # Another live run holds these passes: take its answers, or take over when it dies.

@@ -125,10 +125,14 @@ def _stored_request_ids(store: Path) -> set[int]:
 def test_sigkill_at_random_moments_never_repeats_a_stored_pass(tmp_path: Path) -> None:
     rng = random.Random(7)
     store = tmp_path / "store.sqlite"
-    with FakeOpenAIServer(models=["editscore-72b"], latency=0.02) as srv:
-        args = ["evaluate", "--judge", "editscore-72b", "--base-url", srv.url, "--dataset", "mini", "--limit", "60",
+    from editreward_bench.benchmark import load_benchmark
+
+    total = 2 * len(load_benchmark("mini").subset(90).candidates)  # k = 2 passes each
+    with FakeOpenAIServer(models=["editscore-72b"], latency=0.1) as srv:
+        args = ["evaluate", "--judge", "editscore-72b", "--base-url", srv.url, "--dataset", "mini", "--limit", "90",
                 "--k", "2", "--concurrency", "4", "--bootstrap", "100", "--out", "run"]  # fmt: skip
         env = child_env(store)
+        interrupted_work = 0
         for _ in range(10):
             before = len(srv.log.snapshot())
             stored_ids = _stored_request_ids(store) if store.exists() else set()
@@ -137,15 +141,26 @@ def test_sigkill_at_random_moments_never_repeats_a_stored_pass(tmp_path: Path) -
                 (e["kind"], e["prompt"], e["seed"], e["n"]) for e in log if e["id"] in stored_ids
             }
             proc = erb(args, env, tmp_path)
-            time.sleep(rng.uniform(0.5, 2.5))
+            # Kill while passes are being judged: once this run's first request has arrived,
+            # after a random share of the judging, not during start-up.
+            deadline = time.monotonic() + 60
+            while len(srv.log.snapshot()) == before and proc.poll() is None:
+                assert time.monotonic() < deadline, "the run never started judging"
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 0.4))
+            judging = proc.poll() is None and len(srv.log.snapshot()) > before
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)
+            with PassStore(store) as s:
+                incomplete = s.count() < total
+            interrupted_work += judging and incomplete
             repeated = [
                 e
                 for e in srv.log.snapshot()[before:]
                 if (e["kind"], e["prompt"], e["seed"], e["n"]) in stored_keys
             ]
             assert repeated == [], "a stored pass was judged again"
+        assert interrupted_work >= 8, f"only {interrupted_work} of 10 kills interrupted judging"
         final = erb(args, env, tmp_path)
         _, err = final.communicate(timeout=120)
         assert final.returncode == 0, err
@@ -201,6 +216,13 @@ def test_two_runs_at_once_share_the_store_without_duplicate_work(tmp_path: Path)
     ma = json.loads((tmp_path / "a" / "metrics.json").read_text())
     mb = json.loads((tmp_path / "b" / "metrics.json").read_text())
     assert ma["accuracy"] == mb["accuracy"]
+    # Both runs did part of the work (claims are taken a chunk at a time), and together all of it.
+    judged = [
+        json.loads((tmp_path / run / "manifest.json").read_text())["passes_judged_now"]
+        for run in ("a", "b")
+    ]
+    assert min(judged) > 0, f"one run did all the work: {judged}"
+    assert sum(judged) == len(keys) // 2 * 4  # k = 4 passes per candidate, 2 requests each
     with PassStore(store) as s:
         assert s.integrity_check() == []
 
