@@ -104,7 +104,13 @@ def test_erb_judges_json_lists_everything() -> None:
 
 
 def test_prompts_snapshot_matches_upstream_byte_for_byte() -> None:
-    """The snapshot was rendered by upstream's own code (editscore 0.2) for this instruction."""
+    """The snapshot is rendered by upstream's own code (editscore 0.2, the wheel the test command
+    installs) with ``tests/snapshots/make_editscore_prompts.py``; checked here, then compared."""
+    checked = subprocess.run(
+        [sys.executable, str(REPO / "tests" / "snapshots" / "make_editscore_prompts.py"), "--check"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
     snapshot = json.loads((REPO / "tests" / "snapshots" / "editscore_prompts.json").read_text())
     instruction = 'Make the sky "purple" <b>now</b> 10'
     result = runner.invoke(

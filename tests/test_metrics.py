@@ -108,6 +108,9 @@ def _published() -> dict[tuple[str, int, str], dict[str, float]]:
 
 
 def test_paper_overall_is_the_macro_mean_of_13_subtasks_for_every_published_row() -> None:
+    """What this proves: the paper's Overall block is the unweighted mean of the 13 subtasks
+    (reconstructed from its group numbers, within rounding), for every published row, and not the
+    mean of the four groups; so erb's aggregation is the paper's. It does not run any judge."""
     weights = {g: len(members) for g, members in GROUPS.items()}
     published = _published()
     assert len(published) >= 48
@@ -120,7 +123,11 @@ def test_paper_overall_is_the_macro_mean_of_13_subtasks_for_every_published_row(
 
 
 def test_constructed_subtask_accuracies_reproduce_a_paper_row_to_the_digit() -> None:
-    """Subtask accuracies consistent with the paper's rounded group numbers give its Overall."""
+    """Subtask accuracies consistent with the paper's rounded group numbers give its Overall.
+
+    What this proves: erb's own ``accuracy`` code, fed outcomes built to match the paper's
+    EditScore-72B Avg@4 group numbers, prints the paper's three Overall numbers to the digit.
+    It holds by construction for the groups; the Overall block is the part under test."""
     published = {d: _published()[("EditScore-72B", 4, d)] for d in DIMENSIONS}
     weights = {g: len(members) for g, members in GROUPS.items()}
     n = 10_000  # rows per cell: accuracies resolve to 1e-4
@@ -208,3 +215,51 @@ def test_avg_at_k_means_successful_passes_below_k() -> None:
     assert scores["b"]["overall"] == 6 and counts["b"] == 1  # type: ignore[index]
     assert scores["c"] is None
     assert avg_at_k(passes, 1)[0]["b"] is None
+
+
+def test_hand_computed_accuracies_of_a_constructed_predictions_file(
+    parquet_bench, tmp_path
+) -> None:
+    """`erb evaluate --predictions` on a tiny dataset whose every number is worked out by hand."""
+    import json
+
+    from conftest import make_row
+    from typer.testing import CliRunner
+
+    from editreward_bench.cli import app
+
+    rows = [
+        make_row(("a1", "b1"), "subject-add", "prompt_following"),  # 8 > 5: correct
+        make_row(("a2", "b2"), "subject-add", "prompt_following"),  # 5 = 5: tie, wrong
+        make_row(("a3", "b3"), "subject-add", "prompt_following"),  # 2 < 9: wrong
+        make_row(("a4", "b4"), "subject-remove", "prompt_following"),  # correct
+        make_row(("a5", "b5"), "subject-replace", "prompt_following"),  # correct
+        make_row(("a6", "b6"), "subject-replace", "prompt_following"),  # b6 missing: failed
+        make_row(("c1", "d1"), "color_alter", "overall"),  # 7 > 6: correct
+        make_row(("c2", "d2"), "color_alter", "overall"),  # 1 < 2: wrong
+    ]
+    pf = {"a1": 8, "b1": 5, "a2": 5, "b2": 5, "a3": 2, "b3": 9, "a4": 3, "b4": 1, "a5": 6,
+          "b5": 4, "a6": 9}  # fmt: skip
+    o = {"c1": 7, "d1": 6, "c2": 1, "d2": 2}
+    lines = [
+        {"key": k, "prompt_following": v, "consistency": 0, "overall": 0} for k, v in pf.items()
+    ] + [{"key": k, "prompt_following": 0, "consistency": 0, "overall": v} for k, v in o.items()]
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    bench = parquet_bench(rows)
+    result = CliRunner().invoke(app, ["evaluate", "--predictions", str(preds), "--dataset",
+                                      str(bench), "--bootstrap", "0", "--out", str(tmp_path / "r")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    m = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    sub = m["accuracy"]["subtasks"]
+    assert sub["subject-add"]["prompt_following"] == pytest.approx(1 / 3, abs=1e-15)
+    assert sub["subject-remove"]["prompt_following"] == 1.0
+    assert sub["subject-replace"]["prompt_following"] == 0.5
+    # a group is the mean of its subtasks (11/18), not the pooled 4/6 of its rows
+    subject = m["accuracy"]["groups"]["subject"]["prompt_following"]
+    assert subject == pytest.approx(11 / 18, abs=1e-15) and subject != pytest.approx(4 / 6)
+    assert m["accuracy"]["overall"]["prompt_following"] == pytest.approx(11 / 18, abs=1e-15)
+    assert m["accuracy"]["groups"]["appearance"]["overall"] == 0.5
+    assert m["accuracy"]["overall"]["overall"] == 0.5
+    assert m["tie_rate"]["prompt_following"] == pytest.approx(1 / 6, abs=1e-15)
+    assert m["failures"] == 1  # b6
