@@ -1,7 +1,7 @@
 """Every sub-score and every Avg@k mean is the float upstream's own code computes.
 
-Upstream's ``EditScore.evaluate`` (``editscore`` 0.2, read from the copy in
-``shared/upstream/editscore`` beside the repository) is driven without a model: a
+Upstream's ``EditScore.evaluate`` (the ``editscore`` 0.2 wheel from PyPI, which the README's
+test command installs without its dependencies) is driven without a model: a
 scripted model hands it answer strings, and the same strings reach ``erb`` through a
 scripted backend. Per-pass sub-scores and Avg@k means are compared with ``==`` (and
 ``repr``), never a tolerance: a last-bit difference decides ties, and ties count as
@@ -16,16 +16,13 @@ import importlib
 import json
 import math
 import random
-import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pytest
-from conftest import REPO
 from PIL import Image
 
 from editreward_bench.judges import Backend, GenRequest, GenResponse, JudgeTask, resolve_card
@@ -34,7 +31,6 @@ from editreward_bench.judges.options import parse_config
 from editreward_bench.metrics import PassScores, avg_at_k
 from editreward_bench.taxonomy import SUBSCORES
 
-UPSTREAM = REPO.parent / "shared" / "upstream" / "editscore"
 SEED = 42
 
 #: Answer formats both parsers accept; ``{a}`` and ``{b}`` are the two scores.
@@ -59,31 +55,19 @@ FORMATS = (
 
 
 def _import_upstream() -> ModuleType:
-    """Upstream's package: the PyPI wheel (``pip install --no-deps editscore==0.2``, as the
-    README's test command does), else the read-only copy in ``shared/`` beside the repository."""
+    """Upstream's own package: the PyPI wheel the README's test command installs
+    (``pip install --no-deps editscore==0.2``)."""
     from importlib import metadata
 
     try:
         installed = metadata.version("editscore")
     except metadata.PackageNotFoundError:
-        installed = None
-    if installed is not None:
-        assert installed == "0.2", f"editscore {installed} is installed; these tests need 0.2"
-        return importlib.import_module("editscore")
-    init = UPSTREAM / "editscore" / "__init__.py"
-    if not init.is_file():
         pytest.fail(
             "upstream editscore 0.2 is needed: pip install --no-deps editscore==0.2 "
             "(a skip would prove nothing)"
         )
-    saved_path = list(sys.path)
-    sys.path.insert(0, str(UPSTREAM))
-    try:
-        module = importlib.import_module("editscore")
-    finally:
-        sys.path[:] = saved_path  # upstream also adds 'editscore' to sys.path on import
-    assert Path(module.__file__ or "").resolve() == init.resolve(), module.__file__
-    return module
+    assert installed == "0.2", f"editscore {installed} is installed; these tests need 0.2"
+    return importlib.import_module("editscore")
 
 
 @pytest.fixture(scope="module")
