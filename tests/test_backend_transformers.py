@@ -36,13 +36,13 @@ from editreward_bench.backends.transformers_local import (
     TransformersBackend,
     load_processor,
     qwen25_prompt,
-    smart_resize,
 )
 from editreward_bench.cli import app
 from editreward_bench.judges import JudgeLoadError, JudgeTask, load_judge
 from editreward_bench.judges.base import GenRequest, GenResponse, ImageCandidate
 from editreward_bench.judges.cards import CardError
 from editreward_bench.judges.editscore import EditScoreJudge, load_prompts
+from editreward_bench.vision import smart_resize
 
 runner = CliRunner()
 INSTRUCTION = "Make it yellow."
