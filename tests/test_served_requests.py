@@ -100,10 +100,11 @@ def fingerprint(image: Image.Image) -> tuple[list[int], str]:
     return list(image.size), hashlib.sha256(image.convert("RGB").tobytes()).hexdigest()
 
 
-#: (source, edited A, edited B) sizes: not multiples of 28; an edit of another size than its
-#: source (the harness resizes it to the source's size first); a source below 4 vision tokens.
+#: (source, edited A, edited B) sizes: not multiples of 28 (1010 / 28 rounds down, 690 / 28
+#: up); an edit of another size than its source (the harness resizes it to the source's size
+#: first); a source below 4 vision tokens.
 ROWS = [
-    ((1000, 700), (1000, 700), (640, 480)),
+    ((1010, 690), (1010, 690), (640, 480)),
     ((30, 20), (30, 20), (50, 40)),
 ]
 
@@ -165,7 +166,7 @@ def server():
 
 def test_the_expected_sizes_are_resized_ones() -> None:
     """The test images do get resized, through both of smart_resize's branches."""
-    assert qwen_vl_utils_size(1000, 700) == (1008, 700)
+    assert qwen_vl_utils_size(1010, 690) == (1008, 700)
     assert qwen_vl_utils_size(30, 20) == (84, 56)
 
 
