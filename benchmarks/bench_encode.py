@@ -5,7 +5,7 @@ qwen-vl-utils resize; the API cards send JPEG at PIL's default quality. Each ima
 encoded once per run. Two kinds of 1024 px image: a synthetic scene (flat shapes, as
 ``erb data synth`` draws them) and a photo-like texture (blurred noise over a gradient,
 which compresses about as badly as a photograph). Prints milliseconds per image
-(median of ``--repeat``) and the encoded size, and writes them as JSON.
+(median of ``--repeat``) and the encoded size, and the resize alone, and writes them as JSON.
 
     python benchmarks/bench_encode.py --out benchmarks/results/encode.json
 """
@@ -70,14 +70,17 @@ def main() -> None:
     rows = []
     for kind, make in (("synthetic scene", synthetic), ("photo-like", photo_like)):
         original = make(args.size)
+        ms, _ = measure(original, lambda im: resize_image(im).tobytes()[:0], args.repeat)
+        rows.append({"image": kind, "resize": "qwen-vl-utils resize", "size": list(original.size),
+                     "encoding": "-", "ms": round(ms, 1), "kib": 0})  # fmt: skip
         for label, image in (("as is", original), ("pre-resized", resize_image(original))):
             for name, encode in encoders().items():
                 ms, nbytes = measure(image, encode, args.repeat)
                 rows.append({"image": kind, "resize": label, "size": list(image.size),
                              "encoding": name, "ms": round(ms, 1), "kib": nbytes // 1024})  # fmt: skip
-    print(f"{'image':<16} {'resize':<12} {'encoding':<28} {'ms':>7} {'KiB':>7}")
+    print(f"{'image':<16} {'resize':<21} {'encoding':<28} {'ms':>7} {'KiB':>7}")
     for r in rows:
-        print(f"{r['image']:<16} {r['resize']:<12} {r['encoding']:<28} {r['ms']:>7} {r['kib']:>7}")
+        print(f"{r['image']:<16} {r['resize']:<21} {r['encoding']:<28} {r['ms']:>7} {r['kib']:>7}")
     if args.out:
         args.out.write_text(json.dumps({"python": platform.python_version(), "rows": rows},
                                        indent=2) + "\n")  # fmt: skip
