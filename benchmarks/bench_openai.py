@@ -94,7 +94,13 @@ def run_erb(args: list[str]) -> dict[str, Any]:
 
 
 def measure(
-    dataset: Path, k: int, latency: float, concurrency: int, use_n: bool, work: Path
+    dataset: Path,
+    k: int,
+    latency: float,
+    concurrency: int,
+    use_n: bool,
+    work: Path,
+    options: list[str] | None = None,
 ) -> dict[str, Any]:
     server = Server(latency, allow_n=use_n)
     try:
@@ -102,6 +108,8 @@ def measure(
         out = work / f"run-{time.monotonic_ns()}"
         args = ["evaluate", "--judge", "editscore-72b", "--base-url", server.url, "--dataset", str(dataset),
                 "--k", str(k), "--concurrency", str(concurrency), "--store", str(store), "--out", str(out)]  # fmt: skip
+        for option in options or []:
+            args += ["--option", option]
         cold = run_erb(args)
         requests = server.stats()["requests"]
         manifest = json.loads((out / "manifest.json").read_text())
@@ -116,6 +124,7 @@ def measure(
         "latency_s": latency,
         "concurrency": concurrency,
         "n_per_request": use_n,
+        "options": list(options or []),
         "candidates": manifest["dataset"]["candidates"],
         "requests": requests,
         "judging_s": round(judging, 3),
@@ -140,6 +149,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--no-n", action="store_true", help="Also measure one request per pass.")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "openai.json")
+    parser.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="A judge setting for erb evaluate (e.g. image_format=jpeg).")  # fmt: skip
     args = parser.parse_args()
 
     dataset = synth_dataset(args.rows, args.image_size)
@@ -148,7 +159,9 @@ def main() -> None:
     try:
         for latency in args.latency:
             for use_n in [True, False] if args.no_n else [True]:
-                result = measure(dataset, args.k, latency, args.concurrency, use_n, work)
+                result = measure(
+                    dataset, args.k, latency, args.concurrency, use_n, work, args.option
+                )
                 results.append(result)
                 print(json.dumps(result), flush=True)
     finally:

@@ -58,7 +58,10 @@ def test_vllm_cards_send_the_sampling_parameters_and_seeds(mini, tmp_path: Path)
         evaluate(mini.subset(2), "editscore-72b", [srv.url], tmp_path, k=1)
         entries = srv.log.snapshot()
     for e in entries:
-        assert e["sampling"] == {"temperature": 0.7, "top_p": 0.9, "top_k": 20, "max_tokens": 512}
+        assert e["sampling"] == {
+            "temperature": 0.7, "top_p": 0.9, "top_k": 20, "max_tokens": 512,
+            "repetition_penalty": 1.0,
+        }  # fmt: skip
         assert e["seed"] == 42 and e["model"] == "editscore-72b"
 
 

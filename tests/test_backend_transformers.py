@@ -36,13 +36,13 @@ from editreward_bench.backends.transformers_local import (
     TransformersBackend,
     load_processor,
     qwen25_prompt,
-    smart_resize,
 )
 from editreward_bench.cli import app
 from editreward_bench.judges import JudgeLoadError, JudgeTask, load_judge
 from editreward_bench.judges.base import GenRequest, GenResponse, ImageCandidate
 from editreward_bench.judges.cards import CardError
 from editreward_bench.judges.editscore import EditScoreJudge, load_prompts
+from editreward_bench.vision import smart_resize
 
 runner = CliRunner()
 INSTRUCTION = "Make it yellow."
@@ -127,7 +127,13 @@ def test_load_judge_builds_without_loading_then_preflight_loads(tiny: dict[str, 
         "backend": "transformers",
         "model": str(tiny["model"]),
         "adapter": str(tiny["lora"]),
-        "sampling": {"temperature": 0.7, "top_p": 0.9, "top_k": 20, "max_new_tokens": 512},
+        "sampling": {
+            "temperature": 0.7,
+            "top_p": 0.9,
+            "top_k": 20,
+            "max_new_tokens": 512,
+            "repetition_penalty": 1.05,
+        },
         "layout": "qwen2.5-vl",
         "min_pixels": DEFAULT_MIN_PIXELS,
         "max_pixels": DEFAULT_MAX_PIXELS,

@@ -67,6 +67,7 @@ def test_api_cards_send_no_sampling_parameters() -> None:
         "top_p": 0.9,
         "top_k": 20,
         "max_new_tokens": 512,
+        "repetition_penalty": 1.05,
     }
 
 

@@ -47,18 +47,18 @@ runner = CliRunner()
 
 #: Store keys of every shipped card with its default settings (on the CPU).
 GOLDEN = {
-    "editscore-32b": "sha256:38a67676e7b36",
-    "editscore-72b": "sha256:cf69e9605882d",
-    "editscore-7b": "sha256:2c1f04fdad4fd",
-    "editscore-qwen3-vl-4b": "sha256:c75c77952949b",
-    "editscore-qwen3-vl-8b": "sha256:6e43c3cd76977",
-    "gemini-2.5-pro": "sha256:936a45e70b013",
-    "gpt-4.1": "sha256:6143f2f0f79a5",
-    "gpt-5": "sha256:da68af1b5e91d",
+    "editscore-32b": "sha256:a0db5d3161a76",
+    "editscore-72b": "sha256:f63edcd04bc3c",
+    "editscore-7b": "sha256:9a621138c417e",
+    "editscore-qwen3-vl-4b": "sha256:c4fe66f9f95c7",
+    "editscore-qwen3-vl-8b": "sha256:2f90cfcbb4e2f",
+    "gemini-2.5-pro": "sha256:04646ae719a8f",
+    "gpt-4.1": "sha256:512cf03341807",
+    "gpt-5": "sha256:f658e93acb89b",
     "image-diff": "sha256:d165d24e50dd4",
-    "qwen2.5-vl-32b": "sha256:9d48f24ce66df",
-    "qwen2.5-vl-72b": "sha256:b9867f69bb949",
-    "qwen2.5-vl-7b": "sha256:ebc4beb70545e",
+    "qwen2.5-vl-32b": "sha256:63f1abef8b9ba",
+    "qwen2.5-vl-72b": "sha256:ec687f92232cd",
+    "qwen2.5-vl-7b": "sha256:2016fda6a7a14",
     "random": "sha256:ab72cccd1f770",
 }
 #: The keys erb 0.1 (store-key version 1) gave the same judges, recorded with erb 0.1.
@@ -99,15 +99,49 @@ def test_every_shipped_card_has_its_pinned_store_key() -> None:
         assert _fp(name).startswith(prefix), name
 
 
+#: Cards version 1 could not run as they are now: their served requests carry lossless,
+#: pre-resized images and an explicit repetition penalty, so no pass version 1 judged (from
+#: JPEG, at the image's own size, with the server's default penalty) may be reused for them.
+NO_VERSION_1 = {"editscore-32b", "editscore-72b", "qwen2.5-vl-32b", "qwen2.5-vl-72b"}
+
+
 def test_every_shipped_cards_version_1_key_maps_to_it() -> None:
-    """So a store written by erb 0.1 keeps every pass after the upgrade."""
+    """So a store written by erb 0.1 keeps every pass after the upgrade, where the judge
+    still asks what version 1 asked (an explicit repetition penalty equal to the model's own
+    generation config on the local backend is what version 1 applied implicitly)."""
     for name, old in GOLDEN_V1.items():
         judge = load_judge(name)
-        if isinstance(judge, EditScoreJudge):
+        if name in NO_VERSION_1:
+            assert isinstance(judge, EditScoreJudge)
+            assert judge.legacy_fingerprints() == [], name
+        elif isinstance(judge, EditScoreJudge):
             assert judge.legacy_fingerprints() == [old], name
             assert judge.fingerprint() != old  # the key did change: the migration is needed
         else:
             assert judge.fingerprint() == old, name  # baselines kept their key
+
+
+def test_version_1_keys_need_what_version_1_ran(tmp_path: Path) -> None:
+    """A setting version 1 did not have, at a value that changes what is asked, has no
+    version-1 key; the local backend's explicit repetition penalty maps only when it is
+    the one the model's generation config sets."""
+    # editscore-72b as version 1 ran it: JPEG at the image's size, no repetition penalty
+    text = (REPO / "judges" / "editscore-72b.toml").read_text()
+    dropped = ("repetition_penalty =", "image_format =", "pre_resize =")
+    card = tmp_path / "editscore-72b.toml"
+    card.write_text("".join(ln for ln in text.splitlines(True) if not ln.startswith(dropped)))
+    assert load_judge(str(card)).legacy_fingerprints() == [GOLDEN_V1["editscore-72b"]]
+    for changes in ({"image_format": "png"}, {"pre_resize": True}, {"repetition_penalty": 1.0}):
+        assert load_judge(str(card), **changes).legacy_fingerprints() == [], changes
+    for changes in ({"image_format": "png"}, {"pre_resize": True}):
+        assert load_judge("gpt-4.1", **changes).legacy_fingerprints() == [], changes
+    local = load_judge("editscore-7b")
+    assert local.legacy_fingerprints() == [GOLDEN_V1["editscore-7b"]]
+    assert load_judge("editscore-7b", repetition_penalty=1.1).legacy_fingerprints() == []
+    other = load_judge("editscore-7b", model="me/other-vlm")  # its generation config is unknown
+    assert other.legacy_fingerprints() == []
+    switched = load_judge("editscore-7b", backend="openai")  # a server's default is its own
+    assert switched.legacy_fingerprints() == []
 
 
 # --------------------------------------------------------------------------- declarations
@@ -139,11 +173,14 @@ def test_each_setting_changes_the_key_exactly_when_it_changes_answers(
     before = load_judge(card)
     assert isinstance(before, EditScoreJudge)
     current = next(getattr(s, name) for s in before.config.sections() if isinstance(s, cls))
+    field_ = next(f for f in fields(cls) if f.name == name)
+    assert spec.example != field_.default, f"{cls.__name__}.{name}: the example is the default"
     value = (not current) if isinstance(current, bool) else spec.example
+    if value == current:  # the card sets the example already: change it back to the default
+        value = field_.default
     assert value != current, f"{cls.__name__}.{name}: the example must differ from {card}'s value"
     after = load_judge(card, **{name: value})
     assert isinstance(after, EditScoreJudge)
-    field_ = next(f for f in fields(cls) if f.name == name)
     changes = affects_answers(field_, after.config)
     assert (after.fingerprint() != before.fingerprint()) == changes, (name, changes)
     assert name in after.config.overridden
@@ -178,7 +215,7 @@ def test_model_adapter_and_prompt_template_change_the_key() -> None:
 
 @pytest.fixture
 def server():
-    with FakeOpenAIServer(models=["editscore-72b", "other-name"], mode="hash") as srv:
+    with FakeOpenAIServer(models=["editscore-72b", "other-name", "gpt-4.1"], mode="hash") as srv:
         yield srv
 
 
@@ -193,13 +230,14 @@ def _bench(parquet_bench, instruction: str = "Add a cat.", source: bytes | None 
     return load_benchmark(parquet_bench(rows))
 
 
-def _requests(server, bench, tmp_path: Path, seed: int = 42, **settings: Any) -> int:
+def _requests(server, bench, tmp_path: Path, seed: int = 42, judge: str = "editscore-72b",
+              **settings: Any) -> int:  # fmt: skip
     before = len(server.log.snapshot())
     options = RunOptions(
         base_urls=[server.url], store=tmp_path / "store.sqlite", progress=False, n_bootstrap=0,
         seed=seed, backend_options=settings,
     )  # fmt: skip
-    run_evaluation(bench, "editscore-72b", options, out=tmp_path / f"run-{time.monotonic_ns()}")
+    run_evaluation(bench, judge, options, out=tmp_path / f"run-{time.monotonic_ns()}")
     return len(server.log.snapshot()) - before
 
 
@@ -209,6 +247,9 @@ REJUDGE = [
     ("supports_n", {"supports_n": False}),
     ("score_range", {"score_range": 10}),
     ("served_model", {"served_model": "other-name"}),
+    ("image_format", {"image_format": "jpeg"}),
+    ("pre_resize", {"pre_resize": False}),
+    ("repetition_penalty", {"repetition_penalty": 1.05}),
 ]
 REUSE = [
     ("timeout", {"timeout": 30.0}),
@@ -283,14 +324,14 @@ def test_a_version_1_store_is_migrated_and_no_pass_is_judged_again(
     server, parquet_bench, tmp_path, meta_row: bool
 ) -> None:
     bench = _bench(parquet_bench)
-    assert _requests(server, bench, tmp_path) > 0
+    assert _requests(server, bench, tmp_path, judge="gpt-4.1") > 0
     store_path = tmp_path / "store.sqlite"
-    _as_version_1(store_path, _fp("editscore-72b"), GOLDEN_V1["editscore-72b"], meta_row)
-    assert _requests(server, bench, tmp_path) == 0
+    _as_version_1(store_path, _fp("gpt-4.1"), GOLDEN_V1["gpt-4.1"], meta_row)
+    assert _requests(server, bench, tmp_path, judge="gpt-4.1") == 0
     with PassStore(store_path) as store:
         assert store.version == STORE_VERSION
-        assert store.count(GOLDEN_V1["editscore-72b"]) == 0
-        records = store.get(_fp("editscore-72b"), [], 42)  # nothing by the empty key list
+        assert store.count(GOLDEN_V1["gpt-4.1"]) == 0
+        records = store.get(_fp("gpt-4.1"), [], 42)  # nothing by the empty key list
         assert records == {}
     conn = sqlite3.connect(store_path)
     rows = [json.loads(r) for (r,) in conn.execute("SELECT record FROM passes")]
@@ -302,6 +343,18 @@ def test_a_version_1_store_is_migrated_and_no_pass_is_judged_again(
         assert sc is not None and pq is not None
         expected = combine(sc, pq)
         assert rec["prompt_following"] == expected["prompt_following"] == sc[0] / 2.5
+
+
+def test_a_version_1_store_of_a_served_card_is_judged_again(
+    server, parquet_bench, tmp_path
+) -> None:
+    """Version 1 sent JPEG at the image's own size: none of its passes stand for today's."""
+    bench = _bench(parquet_bench)
+    total = _requests(server, bench, tmp_path)
+    _as_version_1(tmp_path / "store.sqlite", _fp("editscore-72b"), GOLDEN_V1["editscore-72b"])
+    assert _requests(server, bench, tmp_path) == total
+    with PassStore(tmp_path / "store.sqlite") as store:
+        assert store.count(GOLDEN_V1["editscore-72b"]) > 0  # left where it was, unused
 
 
 def test_a_store_of_a_newer_version_is_refused(tmp_path: Path) -> None:

@@ -1,8 +1,13 @@
 """OpenAI-compatible chat completions: OpenAI, vLLM, SGLang, Gemini's endpoint.
 
-- Images go as base64 JPEG data URLs, encoded once per candidate.
-- The card's sampling parameters are sent, and nothing else (``top_k`` goes in
-  the request body, as vLLM and SGLang expect); API cards send none.
+- Images go as base64 data URLs, encoded once per candidate: JPEG at PIL's
+  default quality (``image_format = "jpeg"``, upstream's API path) or lossless
+  PNG (``"png"``); with ``pre_resize`` each is first resized as qwen-vl-utils
+  resizes it (upstream's vLLM path), so the server's processor has nothing left
+  to resize.
+- The card's sampling parameters are sent, and nothing else (``top_k`` and
+  ``repetition_penalty`` go in the request body, as vLLM and SGLang expect);
+  API cards send none.
 - Avg@k asks for ``n`` samples in one request (one prefill) where the server
   supports it, and falls back to one request per sample when it refuses.
 - 429, 5xx, timeouts and connection errors are retried with exponential backoff
@@ -15,19 +20,18 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import math
 import os
 import random
 from collections.abc import Sequence
 from dataclasses import replace
-from io import BytesIO
 from typing import TYPE_CHECKING, Any
 
 from ..judges import JudgeLoadError
 from ..judges.base import Backend, GenRequest, GenResponse
 from ..judges.options import JudgeConfig, OpenAIOptions, Sampling
 from ..redact import redact_text, redact_url
+from ..vision import encode_data_url, resize_image
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -37,13 +41,6 @@ RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 #: Card sampling keys and the request fields they become (the rest go in the body as named:
 #: top_k and repetition_penalty are vLLM's and SGLang's extensions).
 _SAMPLING_FIELDS = {"max_new_tokens": "max_tokens"}
-
-
-def encode_jpeg(image: PILImage.Image) -> str:
-    """A data URL of the image as JPEG (PIL's default quality, as upstream)."""
-    buf = BytesIO()
-    image.convert("RGB").save(buf, format="JPEG")
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def build_content(images: Sequence[str], text: str, layout: str) -> list[dict[str, Any]]:
@@ -96,6 +93,8 @@ class OpenAIBackend(Backend):
         self.timeout = options.timeout
         self.max_attempts = options.max_attempts
         self.backoff = options.backoff
+        self.image_format = options.image_format
+        self.pre_resize = options.pre_resize
         self.max_backoff = 30.0
         self.serve_hint = serve_hint
         self.batch_size = 1
@@ -131,6 +130,8 @@ class OpenAIBackend(Backend):
             "sampling": self.sampling,
             "layout": self.layout,
             "send_seed": self.send_seed,
+            "image_format": self.image_format,
+            "pre_resize": self.pre_resize,
             "base_urls": [redact_url(u) for u in self.base_urls],
             "concurrency": self.concurrency,
             "timeout": self.timeout,
@@ -176,7 +177,10 @@ class OpenAIBackend(Backend):
     # -- requests ---------------------------------------------------------------------
 
     def prepare_images(self, images: Sequence[PILImage.Image]) -> tuple[str, ...]:
-        return tuple(encode_jpeg(img) for img in images)
+        """Data URLs of the images, each resized (``pre_resize``) and encoded once."""
+        if self.pre_resize:
+            images = [resize_image(img) for img in images]
+        return tuple(encode_data_url(img, self.image_format) for img in images)
 
     def _body(self, request: GenRequest, n: int, seed: int) -> dict[str, Any]:
         body: dict[str, Any] = {

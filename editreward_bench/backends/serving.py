@@ -61,6 +61,9 @@ def vllm_serve_command(config: JudgeConfig, tp: int | None = None, port: int = 8
         "--limit-mm-per-prompt", json.dumps({"image": 2}, separators=(",", ":")),
         "--max-model-len", str(_max_model_len(config)),
         "--enable-prefix-caching",
+        # Sampling defaults are vLLM's own, not the model's generation_config.json: a field a
+        # request leaves out then never takes a value the upstream path did not use.
+        "--generation-config", "vllm",
         "--port", str(port),
     ]  # fmt: skip
     return shlex.join(args)

@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
-import math
 import os
 import random
 import threading
@@ -48,18 +47,11 @@ from ..judges import JudgeLoadError
 from ..judges.base import Backend, GenRequest, GenResponse
 from ..judges.cards import CardError
 from ..judges.options import Dtype, JudgeConfig, Sampling, TransformersOptions, parse_section
+from ..vision import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, resize_image
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
 
-#: qwen-vl-utils' image bounds, in vision tokens of (patch * merge)^2 pixels.
-MIN_IMAGE_TOKENS = 4
-MAX_IMAGE_TOKENS = 16384
-#: qwen-vl-utils' factor for Qwen2.5-VL (patch 14 x merge 2).
-QWEN25_FACTOR = 28
-DEFAULT_MIN_PIXELS = MIN_IMAGE_TOKENS * QWEN25_FACTOR * QWEN25_FACTOR
-DEFAULT_MAX_PIXELS = MAX_IMAGE_TOKENS * QWEN25_FACTOR * QWEN25_FACTOR
-MAX_ASPECT_RATIO = 200
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 DEFAULT_MAX_NEW_TOKENS = 512
 #: Layouts: upstream's hand-built Qwen2.5-VL prompt, or the chat template (images or text first).
@@ -73,49 +65,6 @@ _MODEL_CLASSES: dict[str, tuple[str, ...]] = {
     "qwen3_vl": ("Qwen3VLForConditionalGeneration",),
     "qwen3_vl_moe": ("Qwen3VLMoeForConditionalGeneration",),
 }
-
-
-# --------------------------------------------------------------------------- images
-
-
-def smart_resize(
-    height: int,
-    width: int,
-    factor: int = QWEN25_FACTOR,
-    min_pixels: int = DEFAULT_MIN_PIXELS,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-) -> tuple[int, int]:
-    """(height, width), multiples of ``factor`` with an area in [min_pixels, max_pixels].
-
-    The same arithmetic as ``qwen_vl_utils.vision_process.smart_resize``.
-    """
-    if min(height, width) <= 0:
-        raise ValueError(f"image has no pixels ({width}x{height})")
-    if max(height, width) / min(height, width) > MAX_ASPECT_RATIO:
-        raise ValueError(
-            f"absolute aspect ratio must be smaller than {MAX_ASPECT_RATIO}, "
-            f"got {max(height, width) / min(height, width)}"
-        )
-    h_bar = max(factor, round(height / factor) * factor)
-    w_bar = max(factor, round(width / factor) * factor)
-    if h_bar * w_bar > max_pixels:
-        beta = math.sqrt((height * width) / max_pixels)
-        h_bar = max(factor, math.floor(height / beta / factor) * factor)
-        w_bar = max(factor, math.floor(width / beta / factor) * factor)
-    elif h_bar * w_bar < min_pixels:
-        beta = math.sqrt(min_pixels / (height * width))
-        h_bar = math.ceil(height * beta / factor) * factor
-        w_bar = math.ceil(width * beta / factor) * factor
-    return h_bar, w_bar
-
-
-def resize_image(
-    image: PILImage.Image, factor: int, min_pixels: int, max_pixels: int
-) -> PILImage.Image:
-    """``qwen_vl_utils.fetch_image`` for a PIL image: RGB, then PIL's default resampling."""
-    image = image if image.mode == "RGB" else image.convert("RGB")
-    height, width = smart_resize(image.height, image.width, factor, min_pixels, max_pixels)
-    return image.resize((width, height))
 
 
 # --------------------------------------------------------------------------- prompts

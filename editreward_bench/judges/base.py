@@ -164,7 +164,9 @@ class Judge(ABC):
     def describe_for_fingerprint(self) -> dict[str, Any]:
         """What goes into :meth:`fingerprint`; by default the whole description minus free text."""
         return {
-            k: v for k, v in self.describe().items() if k not in {"description", "source", "paper"}
+            k: v
+            for k, v in self.describe().items()
+            if k not in {"description", "source", "paper", "paper_path"}
         }
 
     def judge(self, tasks: Sequence[JudgeTask]) -> list[PassResult]:

@@ -8,10 +8,11 @@ it sends, its default k, and the row of the paper's table it corresponds to.
 from __future__ import annotations
 
 import sys
+import typing
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -20,6 +21,11 @@ else:  # pragma: no cover
 
 PROTOCOLS = ("editscore", "random", "image-diff")
 BACKENDS = ("transformers", "openai", "none")
+#: The upstream code path that produced a card's paper row: offline vLLM (``LLM.generate``
+#: with explicit ``SamplingParams``), transformers ``generate`` (on top of the model's
+#: generation config), or an API.
+UpstreamPath = Literal["vllm", "transformers", "api"]
+UPSTREAM_PATHS: tuple[str, ...] = typing.get_args(UpstreamPath)
 
 
 class CardError(ValueError):
@@ -41,6 +47,8 @@ class JudgeCard:
     options: dict[str, Any] = field(default_factory=dict)
     #: Row of the paper's table (published_results.csv 'judge' column).
     paper_judge: str | None = None
+    #: The upstream path that row came from (``[paper] path``): documentation, not a setting.
+    paper_path: UpstreamPath | None = None
     #: Where the card came from: 'built-in', 'plugin:<dist>', or a file path.
     source: str = "built-in"
     #: Model, adapter or endpoint given instead of the card's (``--model`` ...): shown in the
@@ -100,6 +108,12 @@ def card_from_mapping(data: Mapping[str, Any], source: str) -> JudgeCard:
     paper_judge = paper.get("judge")
     if paper_judge is not None and not isinstance(paper_judge, str):
         raise CardError(f"judge card {source}: paper.judge must be a string, got {paper_judge!r}")
+    paper_path = paper.get("path")
+    if paper_path is not None and paper_path not in UPSTREAM_PATHS:
+        raise CardError(
+            f"judge card {source}: paper.path must be one of {', '.join(UPSTREAM_PATHS)}, "
+            f"got {paper_path!r}"
+        )
     default_k = data.get("default_k", 1)
     if not isinstance(default_k, int) or isinstance(default_k, bool) or default_k < 1:
         raise CardError(
@@ -131,6 +145,7 @@ def card_from_mapping(data: Mapping[str, Any], source: str) -> JudgeCard:
         sampling=dict(sampling),
         options=dict(options),
         paper_judge=paper_judge,
+        paper_path=paper_path,
         source=source,
     )
     from .options import parse_config  # options builds on cards

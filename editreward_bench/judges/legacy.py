@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from typing import Any
 
 from .options import JudgeConfig, OpenAIOptions, TransformersOptions
@@ -20,16 +21,35 @@ from .options import JudgeConfig, OpenAIOptions, TransformersOptions
 #: Version 1 resized images for the hand-built Qwen2.5-VL prompt, or when bounds were given.
 _V1_MIN_PIXELS = 4 * 28 * 28
 _V1_MAX_PIXELS = 16384 * 28 * 28
+#: The repetition penalty the generation config of each model (hub id) sets, which version 1's
+#: local backend applied implicitly: ``generate`` starts from the model's generation config.
+#: Qwen2.5-VL-Instruct's sets 1.05, Qwen3-VL-Instruct's 1.0.
+_GENERATION_CONFIG_REPETITION_PENALTY = {
+    "Qwen/Qwen2.5-VL-7B-Instruct": 1.05,
+    "Qwen/Qwen3-VL-4B-Instruct": 1.0,
+    "Qwen/Qwen3-VL-8B-Instruct": 1.0,
+}
 
 
 def v1_fingerprint(config: JudgeConfig, template_hash: str) -> str | None:
     """Version 1's fingerprint of this (resolved) configuration, or None if version 1
-    could not have run it (a setting version 1 did not have is in use)."""
+    could not have run it (a setting version 1 did not have is in use).
+
+    One setting version 1 lacked maps back: on the local backend, an explicit repetition
+    penalty equal to the one the model's own generation config sets is what version 1's
+    ``generate`` applied anyway, so the answers are the same. On a server it does not map:
+    what a server does with a field left out is its own default.
+    """
     card, options, sampling = config.card, config.backend, config.sampling
     if sampling.repetition_penalty is not None:
-        return None
+        implicit = _GENERATION_CONFIG_REPETITION_PENALTY.get(card.model or "")
+        if not isinstance(options, TransformersOptions) or sampling.repetition_penalty != implicit:
+            return None
+        sampling = replace(sampling, repetition_penalty=None)
     backend: dict[str, Any]
     if isinstance(options, OpenAIOptions):
+        if options.image_format != "jpeg" or options.pre_resize:
+            return None  # version 1 sent every image as JPEG, at its own size
         served = options.served_model or (card.name if card.adapter else card.model)
         backend = {
             "backend": "openai", "model": served, "adapter": card.adapter,

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, TypeVar, Union
 
+from ..vision import ImageFormat
 from .cards import CardError, JudgeCard
 
 if sys.version_info >= (3, 11):
@@ -146,6 +147,12 @@ class OpenAIOptions:
                              minimum=0, example=0.01)  # fmt: skip
     max_model_len: int = setting(4096, "context length in the printed `vllm serve` recipe",
                                  affects=False, minimum=1, example=8192)  # fmt: skip
+    image_format: ImageFormat = setting("jpeg", "how images are sent: jpeg (PIL's default quality, "
+                                        "upstream's API path) or png (lossless, as a local model "
+                                        "is handed the image)", affects=True, example="png")  # fmt: skip
+    pre_resize: bool = setting(False, "resize each image as qwen-vl-utils does (factor 28, 4 to 16384 "
+                               "vision tokens, PIL's default resampling) before sending it, as "
+                               "upstream's vLLM path does", affects=True, example=True)  # fmt: skip
 
 
 def _samples(config: JudgeConfig) -> bool:

@@ -13,6 +13,10 @@ Answers (``mode``):
   the synthetic benchmarks and Avg@k changes results;
 - ``hash``: scores from a hash of the request and seed (no decoding; cheapest).
 
+With ``record_images=True`` each logged request also lists its images as received:
+the data URL's media type, the format PIL reads, the size, the mode and a SHA-256 of
+the RGB pixels (:func:`pixel_digest`), so a test can check what a server was sent.
+
 Run standalone: ``python -m editreward_bench.testing.fake_openai --port 8000 --latency 0.5``.
 """
 
@@ -30,6 +34,12 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BytesIO
 from typing import Any
+
+#: Request fields the log lists under ``sampling`` (OpenAI's, and vLLM's and SGLang's extensions).
+SAMPLING_FIELDS = (
+    "temperature", "top_p", "top_k", "max_tokens", "repetition_penalty", "min_p",
+    "presence_penalty", "frequency_penalty",
+)  # fmt: skip
 
 
 @dataclass
@@ -224,6 +234,28 @@ def _decode(url: str) -> Any:
     return Image.open(BytesIO(data)).convert("RGB")
 
 
+def pixel_digest(image: Any) -> str:
+    """SHA-256 of an image's RGB pixels, row by row (equal digests: equal pixels)."""
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    return hashlib.sha256(rgb.tobytes()).hexdigest()
+
+
+def describe_image(url: str) -> dict[str, Any]:
+    """What a data URL holds: media type, format, size, mode and pixel digest."""
+    from PIL import Image
+
+    header, _, payload = url.partition(",")
+    with Image.open(BytesIO(base64.b64decode(payload))) as img:
+        img.load()
+        return {
+            "media_type": header.removeprefix("data:").split(";")[0],
+            "format": img.format,
+            "size": list(img.size),
+            "mode": img.mode,
+            "pixels": pixel_digest(img),
+        }
+
+
 class FakeOpenAIServer:
     """Start with :meth:`start` (or as a context manager); ``url`` is the base URL."""
 
@@ -236,12 +268,14 @@ class FakeOpenAIServer:
         mode: str = "vision",
         allow_n: bool = True,
         port: int = 0,
+        record_images: bool = False,
     ) -> None:
         self.models = models if models is not None else ["fake-judge"]
         self.latency = latency
         self.faults = faults or Faults()
         self.mode = mode
         self.allow_n = allow_n
+        self.record_images = record_images
         self.log = RequestLog()
         self._rng = random.Random(self.faults.seed)
         self._rng_lock = threading.Lock()
@@ -298,6 +332,7 @@ class FakeOpenAIServer:
         ).hexdigest()
         with self._rng_lock:
             number = self._counter
+        extra = {"image_info": [describe_image(u) for u in images]} if self.record_images else {}
         return {
             "id": number,
             "kind": "sc" if len(images) == 2 else "pq",
@@ -307,11 +342,10 @@ class FakeOpenAIServer:
             "model": body.get("model"),
             "images": len(images),
             "text_chars": len(text),
-            "sampling": {
-                k: body.get(k) for k in ("temperature", "top_p", "top_k", "max_tokens") if k in body
-            },
+            "sampling": {k: body[k] for k in SAMPLING_FIELDS if k in body},
             "keys": sorted(body),
             "fault": fault,
+            **extra,
         }
 
     def answer(self, body: dict[str, Any], choice: int, request_id: int = 0) -> str:
