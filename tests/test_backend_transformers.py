@@ -540,7 +540,8 @@ def test_missing_model_folder_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(JudgeLoadError) as info:
         judge.preflight()
     message = str(info.value)
-    assert "no-such-model" in message and "--model" in message
+    assert "no-such-model' does not exist" in message and "--model" in message
+    assert "download" not in message  # a missing folder, not a hub id to fetch
 
 
 def test_uncached_hub_model_says_what_to_download() -> None:
@@ -548,7 +549,8 @@ def test_uncached_hub_model_says_what_to_download() -> None:
     with pytest.raises(JudgeLoadError) as info:
         judge.preflight()
     message = str(info.value)
-    assert "huggingface-cli download erb-tests/not-a-cached-model" in message
+    assert "`hf download erb-tests/not-a-cached-model`" in message
+    assert "huggingface-cli" not in message  # deprecated
     assert "--model" in message
 
 
@@ -557,7 +559,7 @@ def test_missing_adapter_says_what_to_do(tiny: dict[str, Path], tmp_path: Path) 
     with pytest.raises(JudgeLoadError) as info:
         judge.preflight()
     message = str(info.value)
-    assert "huggingface-cli download erb-tests/no-adapter" in message and "--adapter" in message
+    assert "hf download erb-tests/no-adapter" in message and "--adapter" in message
 
 
 def test_missing_model_fails_the_cli_before_the_run(tmp_path: Path) -> None:
@@ -570,7 +572,7 @@ def test_missing_model_fails_the_cli_before_the_run(tmp_path: Path) -> None:
         ],
     )  # fmt: skip
     assert result.exit_code != 0
-    assert "huggingface-cli download erb-tests/not-a-cached-model" in result.output
+    assert "hf download erb-tests/not-a-cached-model" in result.output
     assert not (tmp_path / "run").exists()
 
 
