@@ -38,6 +38,7 @@ from editreward_bench.backends.transformers_local import (
     qwen25_prompt,
     smart_resize,
 )
+from editreward_bench.benchmark import load_benchmark
 from editreward_bench.cli import app
 from editreward_bench.judges import JudgeLoadError, JudgeTask, load_judge
 from editreward_bench.judges.base import GenRequest, GenResponse, ImageCandidate
@@ -180,14 +181,16 @@ def test_evaluate_cli_with_random_weights_records_parse_failures(
             "--k", "1", "--max-retries", "0", "--batch-size", "8", "--bootstrap", "50",
         ],
     )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["k"] == 1
-    judge = metrics["judge"]
+    # No pass can succeed: the run fails, keeping its records and a manifest saying why.
+    assert result.exit_code == 2, result.output
+    assert "no pass succeeded" in result.output and not (out / "metrics.json").exists()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "stopped"
+    judge = manifest["judge"]
     assert judge["backend_config"]["backend"] == "transformers"
     assert judge["backend_config"]["adapter"] == str(tiny["lora"])
     records = pq.read_table(out / "records.parquet").to_pylist()
-    assert records and metrics["failures"] == len(records)
+    assert len(records) == len(load_benchmark("mini").subset(6).candidates)
     # Random weights answer random bytes: every pass is a recorded parse failure.
     for record in records:
         assert record["status"] == "failed"
