@@ -15,6 +15,7 @@ import mmap
 import os
 import re
 import socket
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,23 +156,67 @@ class _ImageReader:
                 mapped.madvise(mmap.MADV_DONTNEED)
 
     def decode(self, ref: ImageRef, key: str) -> PILImage.Image:
-        from PIL import Image, ImageOps
+        from PIL import ImageOps
 
         if ref.width * ref.height > self.max_pixels:
             raise CandidateImageError(
-                f"candidate {key!r}: {ref.column} is {ref.width}x{ref.height} pixels, "
-                f"over the limit of {self.max_pixels} (raise it with --max-image-pixels)"
+                f"candidate {key!r}: {_where(ref)} of row {ref.row} is {ref.width}x{ref.height} "
+                f"pixels, over the limit of --max-image-pixels ({self.max_pixels}); raise it "
+                "if the image is genuine"
             )
         try:
-            img = Image.open(io.BytesIO(self.read(ref)))
+            img = _open_image(self.read(ref))
             img.load()
             ImageOps.exif_transpose(img, in_place=True)
             # convert() copies even when the mode already matches; skip it then.
             return img if img.mode == "RGB" else img.convert("RGB")
         except (OSError, ValueError, SyntaxError) as exc:
             raise CandidateImageError(
-                f"candidate {key!r}: {ref.column} cannot be decoded ({exc})"
+                f"candidate {key!r}: {_where(ref)} of row {ref.row} cannot be decoded, "
+                f"the image is corrupt or truncated ({exc})"
             ) from exc
+
+
+def _where(ref: ImageRef) -> str:
+    """The image's column, with its slot in a list column: ``output_images[1]``."""
+    return ref.column if ref.slot is None else f"{ref.column}[{ref.slot}]"
+
+
+def _open_image(data: bytes) -> PILImage.Image:
+    """``Image.open`` with erb's own pixel limit in charge.
+
+    Callers check the header's size against ``--max-image-pixels`` before decoding,
+    so PIL's fixed decompression-bomb limit does not apply: an image above it opens
+    (header only) here, and is then refused, or decoded, by that check.
+    """
+    from PIL import Image
+
+    try:
+        return Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        pass
+    # What Image.open does, without its size check: the first format plugin that accepts it.
+    Image.init()
+    for fmt in Image.ID:
+        factory, accept = Image.OPEN[fmt]
+        accepted = accept(data[:16]) if accept else True
+        if not accepted or isinstance(accepted, str):
+            continue
+        try:
+            return factory(io.BytesIO(data), "")
+        except (SyntaxError, IndexError, TypeError, struct.error):
+            continue
+    raise Image.UnidentifiedImageError("cannot identify the image")
+
+
+def _decode_problem(data: bytes) -> str | None:
+    """Why the image's pixels cannot be decoded (truncated, corrupt), or None when they can."""
+    try:
+        with _open_image(data) as img:
+            img.load()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def _cell_bytes(value: Any, base_dir: Path | None) -> bytes:
@@ -320,12 +365,34 @@ def _open_dataset(
         return _load_local(path, split), (path if path.is_dir() else path.parent), str(path)
     if source.strip().lower() == TIGER_HUB_ID.lower():
         raise BenchmarkError(_tiger_message(source))
+    if looks_like_path(source):
+        raise BenchmarkError(
+            f"dataset {source}: no such file or folder ({path.resolve()} does not exist); "
+            f"give an existing folder or parquet file, 'mini', or a hub id such as {HUB_ID}"
+        )
     if not re.fullmatch(r"[\w.-]+/[\w.-]+", source):
         raise BenchmarkError(
             f"dataset source {source!r} is neither an existing path nor a hub id (owner/name); "
             f"use 'mini', a local folder or parquet file, or {HUB_ID}"
         )
     return _load_hub(source, revision, split), None, source
+
+
+def looks_like_path(name: str) -> bool:
+    """Whether a model, adapter or dataset name is meant as a local path, not a hub id.
+
+    Hub ids are ``owner/name`` (or ``name``), never absolute, never starting with ``.``
+    or ``~``, with one slash at most; a path-like name that does not exist is a missing
+    path, not a hub id to download.
+    """
+    text = name.strip()
+    return (
+        os.path.isabs(text)
+        or text.startswith((".", "~"))
+        or "\\" in text
+        or text.count("/") > 1
+        or Path(text).suffix.lower() in {".parquet", ".arrow", ".json", ".jsonl"}
+    )
 
 
 def _load_local(path: Path, split: str | None) -> Any:
@@ -399,7 +466,7 @@ def _load_hub(source: str, revision: str | None, split: str | None) -> Any:
             raise BenchmarkError(
                 f"{source} is not in the local Hugging Face cache and the hub cannot be reached "
                 f"(offline). Fetch it where there is network, e.g. "
-                f"`huggingface-cli download --repo-type dataset {source} --local-dir DIR`, "
+                f"`hf download {source} --repo-type dataset --local-dir DIR`, "
                 f"then pass `--dataset DIR`; or use `--dataset mini` for the bundled benchmark."
             ) from exc
         raise BenchmarkError(f"cannot load {source} from the hub: {text}") from exc
@@ -520,7 +587,7 @@ def _image_header(data: bytes) -> tuple[int, int]:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        with Image.open(io.BytesIO(data)) as img:
+        with _open_image(data) as img:
             width, height = img.size
             # EXIF orientations 5-8 rotate by 90 degrees: the decoded image is transposed.
             orientation = _orientation(img)
@@ -598,6 +665,15 @@ def _build(
         sizes.add((width, height))
         return ImageRef(row, column, slot, sha, width, height)
 
+    damage_of: dict[str, str | None] = {}
+
+    def damage(ref: ImageRef) -> str | None:
+        """Why an image's pixels cannot be decoded; checked only where copies disagree."""
+        if ref.sha not in damage_of:
+            oversized = ref.width * ref.height > reader.max_pixels  # refused per candidate
+            damage_of[ref.sha] = None if oversized else _decode_problem(reader.read(ref))
+        return damage_of[ref.sha]
+
     for row in range(table.num_rows):
         if row % reader.RELEASE_EVERY == 0:
             reader.release()  # keep the pages this pass reads from piling up as resident memory
@@ -638,9 +714,23 @@ def _build(
                     )
                     if not same
                 ]
-                conflicts.append(
-                    f"key {key!r} (rows {known.source.row} and {row}: different {', '.join(what)})"
-                )
+                # A damaged copy (a truncated file) differs from the intact one: name the damage.
+                differing = [
+                    *((known.source, source_ref) if "source image" in what else ()),
+                    *((known.edited, ref) if "edited image" in what else ()),
+                ]
+                damaged = [
+                    f"row {r.row} {_where(r)} (key {key!r}): corrupt or truncated ({problem})"
+                    for r in differing
+                    if (problem := damage(r)) is not None
+                ]
+                if damaged:
+                    unreadable.extend(d for d in damaged if d not in unreadable)
+                    what = [w for w in what if w == "instruction"]
+                if what:
+                    conflicts.append(
+                        f"key {key!r} (rows {known.source.row} and {row}: different {', '.join(what)})"
+                    )
         pairs.append(
             Pair(
                 index=row,
@@ -654,7 +744,9 @@ def _build(
     if wrong_count:
         raise _report(label, "each row needs exactly two output_images", wrong_count)
     if unreadable:
-        raise _report(label, "unreadable image bytes (corrupt or not an image)", unreadable)
+        raise _report(
+            label, "unreadable image bytes (corrupt, truncated or not an image)", unreadable
+        )
     if conflicts:
         raise _report(label, "the same candidate key names different edits", conflicts)
     stats = {

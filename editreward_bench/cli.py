@@ -83,7 +83,12 @@ def _load_bench(
 DatasetOpt = Annotated[
     str,
     typer.Option(
-        "--dataset", "-d", help="Hub id, local save_to_disk folder, parquet file/folder, or 'mini'."
+        "--dataset",
+        "-d",
+        show_default=False,
+        # Not the hub id itself: one 26-character word would be cut off in 80 columns.
+        help="Hub id, local save_to_disk folder, parquet file/folder, or 'mini'. "
+        "Default: EditScore's EditReward-Bench on the hub.",
     ),
 ]
 RevisionOpt = Annotated[
@@ -107,7 +112,8 @@ OptionOpt = Annotated[
 OverwriteOpt = Annotated[
     bool,
     typer.Option(
-        help="Replace erb's own earlier output there (only the files erb wrote; nothing else)."
+        "--overwrite",
+        help="Replace erb's own earlier output there (only the files erb wrote; nothing else).",
     ),
 ]
 
@@ -351,7 +357,8 @@ def evaluate(
     overwrite: Annotated[
         bool,
         typer.Option(
-            help="Replace a run folder holding a different run (only the files erb wrote there)."
+            "--overwrite",
+            help="Replace a run folder holding a different run (only the files erb wrote there).",
         ),
     ] = False,
     seed: Annotated[
@@ -362,7 +369,7 @@ def evaluate(
         Path | None, typer.Option(help="Pass store (default $ERB_STORE or the user cache).")
     ] = None,
     fresh: Annotated[
-        bool, typer.Option(help="Ignore stored passes and judge everything again.")
+        bool, typer.Option("--fresh", help="Ignore stored passes and judge everything again.")
     ] = False,
     model: Annotated[
         str | None, typer.Option(help="Override the card's model (hub id or local folder).")
@@ -393,7 +400,7 @@ def evaluate(
         ),
     ] = None,
     retry_failed: Annotated[
-        bool, typer.Option(help="Judge again the passes stored as failed.")
+        bool, typer.Option("--retry-failed", help="Judge again the passes stored as failed.")
     ] = False,
     timeout: Annotated[
         float | None,

@@ -27,10 +27,61 @@ class Predictions:
     sha256: str = ""
 
 
+#: Integers with more digits than this are not converted: no float holds them (10**309
+#: overflows), and converting very long ones is slow (Python refuses past 4300 digits).
+MAX_INT_DIGITS = 300
+
+
+class _HugeInt:
+    """An integer literal too long to hold: kept as its digit count, refused where it is used."""
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"a {self.digits}-digit number"
+
+
+def _parse_int(text: str) -> int | _HugeInt:
+    digits = len(text.lstrip("-"))
+    return int(text) if digits <= MAX_INT_DIGITS else _HugeInt(digits)
+
+
+def _find_huge(value: Any, path: str) -> str | None:
+    """Where a :class:`_HugeInt` sits inside ``value`` (a field name and index path), if anywhere."""
+    if isinstance(value, _HugeInt):
+        return path
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for k, v in items:
+        found = _find_huge(v, f"{path}[{k!r}]" if path else repr(k))
+        if found is not None:
+            return found
+    return None
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    """A value for an error message: its repr, shortened to keep the message one short line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _number(value: Any, name: str, where: str) -> float:
+    if isinstance(value, _HugeInt):
+        raise PredictionsError(f"{where}: {name} is out of range, got {value!r}")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise PredictionsError(f"{where}: {name} must be a number, got {value!r}")
-    number = float(value)
+        raise PredictionsError(f"{where}: {name} must be a number, got {_show(value)}")
+    try:
+        number = float(value)
+    except OverflowError:
+        digits = len(str(abs(int(value))))
+        raise PredictionsError(
+            f"{where}: {name} is out of range, got a {digits}-digit number"
+        ) from None
     if not math.isfinite(number):
         raise PredictionsError(f"{where}: {name} must be finite, got {value!r}")
     return number
@@ -57,22 +108,24 @@ def read_predictions(path: str | Path) -> Predictions:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = json.loads(line, parse_int=_parse_int)
         except json.JSONDecodeError as exc:
             raise PredictionsError(f"{where}: not valid JSON ({exc.msg})") from exc
+        except RecursionError:
+            raise PredictionsError(f"{where}: JSON nested too deeply") from None
         if not isinstance(obj, dict):
             raise PredictionsError(f"{where}: expected a JSON object, got {type(obj).__name__}")
         key = obj.get("key")
         if not isinstance(key, str) or not key:
-            raise PredictionsError(f"{where}: 'key' must be a non-empty string, got {key!r}")
+            raise PredictionsError(f"{where}: 'key' must be a non-empty string, got {_show(key)}")
         if key in first_line:
             raise PredictionsError(
-                f"{where}: duplicate key {key!r} (first on line {first_line[key]})"
+                f"{where}: duplicate key {_show(key)} (first on line {first_line[key]})"
             )
         first_line[key] = number
         missing = [d for d in DIMENSIONS if d not in obj]
         if missing:
-            raise PredictionsError(f"{where}: missing score(s) {missing} for key {key!r}")
+            raise PredictionsError(f"{where}: missing score(s) {missing} for key {_show(key)}")
         entry = {d: _number(obj[d], d, where) for d in DIMENSIONS}
         if obj.get("perceptual_quality") is not None:
             entry["perceptual_quality"] = _number(
@@ -80,6 +133,9 @@ def read_predictions(path: str | Path) -> Predictions:
             )
         scores[key] = entry
         rest = {k: v for k, v in obj.items() if k not in entry and k != "key"}
+        huge = _find_huge(rest, "")
+        if huge is not None:
+            raise PredictionsError(f"{where}: {huge} holds a number out of range")
         if rest:
             extras[key] = rest
     if not scores:

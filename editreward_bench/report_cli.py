@@ -85,10 +85,14 @@ def leaderboard(
         typer.Option("--format", help="html: the full page; md, csv, latex: the main table only."),
     ] = TableFormat.html,
     allow_mixed: Annotated[
-        bool, typer.Option(help="Show runs on different datasets (fingerprints) together.")
+        bool,
+        typer.Option(
+            "--allow-mixed", help="Show runs on different datasets (fingerprints) together."
+        ),
     ] = False,
     all_runs: Annotated[
-        bool, typer.Option(help="Keep every run, not only the latest per judge and k.")
+        bool,
+        typer.Option("--all-runs", help="Keep every run, not only the latest per judge and k."),
     ] = False,
     samples: Annotated[
         int, typer.Option(min=0, help="Sample browser: at most this many rows per judge.")

@@ -105,7 +105,13 @@ class PassStore:
 
     def __init__(self, path: str | Path, *, owner: str | None = None) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file where a folder should be, or no permission
+            raise StoreError(
+                f"the pass store {self.path} cannot be created ({exc.strerror or exc}: "
+                f"{exc.filename or self.path.parent}); choose another --store"
+            ) from exc
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
         self._lock = threading.Lock()
         try:

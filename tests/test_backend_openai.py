@@ -113,7 +113,6 @@ def test_hung_and_dropped_connections_time_out_and_retry(mini, tmp_path: Path) -
 def test_persistent_errors_fail_the_pass_with_a_reason_and_are_not_stored(
     mini, tmp_path: Path
 ) -> None:
-    from editreward_bench.runner import RunError
 
     with (
         FakeOpenAIServer(models=["editscore-72b"], faults=Faults(http_500=1.0)) as srv,
@@ -131,7 +130,9 @@ def test_persistent_errors_fail_the_pass_with_a_reason_and_are_not_stored(
     assert not (tmp_path / "run" / "metrics.json").exists()
     import pyarrow.parquet as pq
 
-    errors = {r["error"] for r in pq.read_table(tmp_path / "run" / "records.parquet").to_pylist()}
+    records = pq.read_table(tmp_path / "run" / "records.parquet").to_pylist()
+    assert len(records) == len(mini.subset(1).candidates)
+    errors = {r["error"] for r in records}
     assert all("HTTP 500" in e and "gave up after 2" in e for e in errors)
     from editreward_bench.store import PassStore
 

@@ -37,6 +37,7 @@ from editreward_bench.backends.transformers_local import (
     load_processor,
     qwen25_prompt,
 )
+from editreward_bench.benchmark import load_benchmark
 from editreward_bench.cli import app
 from editreward_bench.judges import JudgeLoadError, JudgeTask, load_judge
 from editreward_bench.judges.base import GenRequest, GenResponse, ImageCandidate
@@ -196,7 +197,7 @@ def test_evaluate_cli_with_random_weights_records_parse_failures(
     assert judge["backend_config"]["backend"] == "transformers"
     assert judge["backend_config"]["adapter"] == str(tiny["lora"])
     records = pq.read_table(out / "records.parquet").to_pylist()
-    assert len(records) == 6  # the 6 distinct candidates of the first 6 rows, k = 1
+    assert len(records) == len(load_benchmark("mini").subset(6).candidates)
     # Random weights answer random bytes: every pass is a recorded parse failure.
     for record in records:
         assert record["status"] == "failed"
@@ -549,7 +550,8 @@ def test_missing_model_folder_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(JudgeLoadError) as info:
         judge.preflight()
     message = str(info.value)
-    assert "no-such-model" in message and "--model" in message
+    assert "no-such-model' does not exist" in message and "--model" in message
+    assert "download" not in message  # a missing folder, not a hub id to fetch
 
 
 def test_uncached_hub_model_says_what_to_download() -> None:
@@ -557,7 +559,8 @@ def test_uncached_hub_model_says_what_to_download() -> None:
     with pytest.raises(JudgeLoadError) as info:
         judge.preflight()
     message = str(info.value)
-    assert "huggingface-cli download erb-tests/not-a-cached-model" in message
+    assert "`hf download erb-tests/not-a-cached-model`" in message
+    assert "huggingface-cli" not in message  # deprecated
     assert "--model" in message
 
 
@@ -566,7 +569,7 @@ def test_missing_adapter_says_what_to_do(tiny: dict[str, Path], tmp_path: Path) 
     with pytest.raises(JudgeLoadError) as info:
         judge.preflight()
     message = str(info.value)
-    assert "huggingface-cli download erb-tests/no-adapter" in message and "--adapter" in message
+    assert "hf download erb-tests/no-adapter" in message and "--adapter" in message
 
 
 def test_missing_model_fails_the_cli_before_the_run(tmp_path: Path) -> None:
@@ -579,7 +582,7 @@ def test_missing_model_fails_the_cli_before_the_run(tmp_path: Path) -> None:
         ],
     )  # fmt: skip
     assert result.exit_code != 0
-    assert "huggingface-cli download erb-tests/not-a-cached-model" in result.output
+    assert "hf download erb-tests/not-a-cached-model" in result.output
     assert not (tmp_path / "run").exists()
 
 

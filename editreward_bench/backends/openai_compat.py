@@ -242,16 +242,10 @@ class OpenAIBackend(Backend):
                     completion = await client.post(
                         "/chat/completions", body=body, cast_to=ChatCompletion
                     )
-                texts = [(choice.message.content or "").strip() for choice in completion.choices]
-                usage = completion.usage
-                return GenResponse(
-                    texts,
-                    prompt_tokens=usage.prompt_tokens if usage else None,
-                    completion_tokens=usage.completion_tokens if usage else None,
-                )
+                return _completion(completion, str(client.base_url))
             except openai.APIStatusError as exc:
                 status = exc.status_code
-                last_error = f"HTTP {status}: {_safe_message(exc)}"
+                last_error = f"HTTP {status}: {self._status_message(exc, str(client.base_url))}"
                 if status not in RETRYABLE_STATUS:
                     return GenResponse([], error=last_error)
                 retry_after = _retry_after(exc)
@@ -259,6 +253,10 @@ class OpenAIBackend(Backend):
                 last_error = f"{type(exc).__name__}: {_safe_message(exc)}"
             except openai.OpenAIError as exc:  # malformed responses and the like
                 last_error = f"{type(exc).__name__}: {_safe_message(exc)}"
+            except ValueError as exc:  # a body announced as JSON that is not JSON
+                return GenResponse(
+                    [], error=_not_an_api(str(client.base_url), f"its answer is not JSON ({exc})")
+                )
             if attempt + 1 < self.max_attempts:
                 delay = (
                     retry_after
@@ -269,6 +267,21 @@ class OpenAIBackend(Backend):
                     delay * (1 + random.random() * 0.25)
                 )  # jitter spreads retries apart
         return GenResponse([], error=f"gave up after {self.max_attempts} attempt(s): {last_error}")
+
+    def _status_message(self, exc: Any, url: str) -> str:
+        """What an HTTP error means: an HTML page is no API; a 401 names the key's variable."""
+        status = exc.status_code
+        if _is_html(exc.response):
+            return _not_an_api(url, f"it answered HTTP {status} with an HTML page")
+        if status == 401:
+            return f"{redact_url(url.rstrip('/'))} refused the request: {self._key_problem()}"
+        return _safe_message(exc)
+
+    def _key_problem(self) -> str:
+        """Why a 401: the key's variable is unset, or the key in it was refused (never shown)."""
+        if not os.environ.get(self.api_key_env):
+            return f"${self.api_key_env} is not set; export it or pass --api-key-env"
+        return f"the API key in ${self.api_key_env} was refused; check it or pass --api-key-env"
 
     # -- pre-flight -------------------------------------------------------------------
 
@@ -281,8 +294,8 @@ class OpenAIBackend(Backend):
         for client, url in zip(self._client_pool(), self.base_urls, strict=False):
             shown = redact_url(url)
             try:
-                models = await asyncio.wait_for(
-                    client.models.list(), timeout=min(30.0, self.timeout)
+                response = await asyncio.wait_for(
+                    client.get("/models", cast_to=object), timeout=min(30.0, self.timeout)
                 )
             except (openai.APIConnectionError, openai.APITimeoutError, asyncio.TimeoutError) as exc:
                 hint = (
@@ -293,18 +306,30 @@ class OpenAIBackend(Backend):
                 raise JudgeLoadError(
                     f"nothing answers at {shown} ({type(exc).__name__}){hint}"
                 ) from exc
-            except openai.AuthenticationError as exc:
-                raise JudgeLoadError(
-                    f"{shown} refused the API key from ${self.api_key_env} (HTTP 401)"
-                ) from exc
             except openai.APIStatusError as exc:
+                if _is_html(exc.response):
+                    raise JudgeLoadError(
+                        _not_an_api(url, f"it answered HTTP {exc.status_code} with an HTML page")
+                    ) from exc
+                if exc.status_code == 401:
+                    raise JudgeLoadError(
+                        f"{shown} refused the request (HTTP 401): {self._key_problem()}"
+                    ) from exc
                 # Some compatible servers do not list models; the first request will tell.
                 if exc.status_code in (404, 405):
                     continue
                 raise JudgeLoadError(
                     f"{shown} answered HTTP {exc.status_code}: {_safe_message(exc)}"
                 ) from exc
-            ids = [m.id for m in models.data]
+            except ValueError as exc:  # announced as JSON, but is not
+                raise JudgeLoadError(
+                    _not_an_api(url, "GET /models answered a body that is not JSON")
+                ) from exc
+            ids = _model_ids(response)
+            if ids is None:
+                html = isinstance(response, str) and _looks_like_html(response)
+                what = "an HTML page" if html else "something that is not a model list"
+                raise JudgeLoadError(_not_an_api(url, f"GET /models answered {what}"))
             if ids and self.model not in ids and f"models/{self.model}" not in ids:
                 raise JudgeLoadError(
                     f"model {self.model!r} is not served at {shown}; it serves {ids[:10]}. Pass --model or fix the server."
@@ -332,6 +357,58 @@ def _retry_after(exc: Any) -> float | None:
         return min(120.0, max(0.0, float(value))) if value is not None else None
     except (AttributeError, TypeError, ValueError):
         return None
+
+
+def _completion(completion: Any, url: str) -> GenResponse:
+    """The answer texts and token counts of a chat completion, or why it is none."""
+    from openai.types.chat import ChatCompletion
+
+    if not isinstance(completion, ChatCompletion):  # the SDK hands back a body that is not JSON
+        text = completion if isinstance(completion, str) else ""
+        what = "an HTML page" if _looks_like_html(text) else "a body that is not JSON"
+        return GenResponse([], error=_not_an_api(url, f"it answered {what}"))
+    try:
+        texts = [(choice.message.content or "").strip() for choice in completion.choices]
+        usage = completion.usage
+        prompt_tokens = usage.prompt_tokens if usage else None
+        completion_tokens = usage.completion_tokens if usage else None
+    except (AttributeError, TypeError) as exc:  # JSON, but not a chat completion
+        return GenResponse(
+            [], error=_not_an_api(url, f"its answer is not a chat completion ({exc})")
+        )
+    return GenResponse(texts, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+
+
+def _model_ids(response: Any) -> list[str] | None:
+    """The model ids of a ``GET /models`` answer (its JSON, or its text when it is not JSON),
+    or None when it is not a model list."""
+    try:
+        data = response.get("data")
+        ids = [m["id"] for m in data]
+    except (ValueError, AttributeError, TypeError, KeyError):
+        return None
+    return ids if all(isinstance(i, str) for i in ids) else None
+
+
+def _looks_like_html(text: str) -> bool:
+    head = text[:512].lstrip().lower()
+    return head.startswith(("<!doctype html", "<html", "<head", "<body"))
+
+
+def _is_html(response: Any) -> bool:
+    """Whether an HTTP response is a web page (a proxy's or a web server's), not an API's JSON."""
+    try:
+        if "html" in response.headers.get("content-type", "").lower():
+            return True
+        return _looks_like_html(response.text)
+    except Exception:  # a body that was not read or does not decode
+        return False
+
+
+def _not_an_api(url: str, what: str) -> str:
+    url = url.rstrip("/")
+    hint = "check --base-url" + ("" if "/v1" in url else "; such URLs usually end in /v1")
+    return f"{redact_url(url)} is not an OpenAI-compatible API: {what} ({hint})"
 
 
 def _safe_message(exc: BaseException) -> str:

@@ -228,10 +228,18 @@ def load_processor(source: str, **kwargs: Any) -> tuple[Any, str]:
 
 def _hub_hint(kind: str, name: str, exc: BaseException, flag: str) -> str:
     """What to do when a model or adapter cannot be loaded."""
-    if os.path.isabs(name) or name.startswith((".", "~")) or os.path.exists(name):
+    from ..benchmark import looks_like_path
+
+    path = Path(name).expanduser()
+    if path.exists():
         return (
             f"cannot load the {kind} from {name!r}: {exc}. Pass {flag} with a folder that holds a "
             f"Hugging Face {kind} (config and weights)."
+        )
+    if looks_like_path(name):
+        return (
+            f"the {kind} folder {name!r} does not exist ({path.resolve()}); pass {flag} with a "
+            f"folder that holds a Hugging Face {kind}, or a hub id."
         )
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
     where = (
@@ -241,8 +249,7 @@ def _hub_hint(kind: str, name: str, exc: BaseException, flag: str) -> str:
     )
     return (
         f"cannot load the {kind} {name!r}: {where}. Download it first with "
-        f"`huggingface-cli download {name}` (or `hf download {name}`), or pass {flag} "
-        f"with a local folder."
+        f"`hf download {name}`, or pass {flag} with a local folder."
     )
 
 

@@ -61,6 +61,10 @@ TEMPLATE_FILES = ("context.txt", "two_image_edit_rule.txt", "sc_rule.txt", "pq_r
 SOURCE_CACHE_SIZE = 64
 #: Offset between a failed pass's seed and its retry's, per attempt.
 RETRY_SEED_STRIDE = 1_000_003
+#: Most of each raw answer and reasoning text a pass record keeps, in UTF-8 bytes. Answers
+#: are parsed in full first; a longer text keeps its head and tail around a cut marker, and
+#: the record's ``extra`` notes its full length (``raw_sc_chars`` and so on).
+RAW_TEXT_LIMIT = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -344,6 +348,16 @@ class EditScoreJudge(Judge):
             ),
             "attempts": slot.attempts,
         }
+        extra: dict[str, Any] = {}
+        for name in ("raw_sc", "raw_pq", "reasoning_sc", "reasoning_pq"):
+            text = common[name]
+            if text is not None and len(text) > RAW_TEXT_LIMIT // 4:
+                capped = cap_text(text)
+                if capped != text:
+                    common[name] = capped
+                    extra[f"{name}_chars"] = len(text)
+        if extra:
+            common["extra"] = extra
         if slot.error is not None:
             return PassResult.failure(
                 key, pass_index, seed, slot.error, transient=slot.transient, **common
@@ -364,6 +378,18 @@ class EditScoreJudge(Judge):
             )
         scores = combine(sc.parsed.scores, pq.parsed.scores, self.prompts.score_range)
         return PassResult.scored(key, pass_index, seed, scores, **common)
+
+
+def cap_text(text: str, limit: int = RAW_TEXT_LIMIT) -> str:
+    """``text`` if it fits in ``limit`` UTF-8 bytes; else its head and tail around a marker."""
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= limit:
+        return text
+    marker = f"\n[... {len(text)} characters in all; the middle was cut ...]\n".encode()
+    keep = max(0, limit - len(marker))
+    head, tail = data[: keep * 3 // 4], data[len(data) - (keep - keep * 3 // 4) :]
+    # A cut inside a multi-byte character drops that character, never more.
+    return head.decode("utf-8", "ignore") + marker.decode() + tail.decode("utf-8", "ignore")
 
 
 def _contiguous(passes: Sequence[int]) -> bool:
