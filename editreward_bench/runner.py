@@ -340,11 +340,14 @@ def _run(
 
 
 def default_run_name(judge_name: str, k: int) -> str:
-    """The judge's name (with what replaced the card's model, adapter or endpoint) as a folder
-    name: ``editscore-72b+model=Qwen--Qwen2.5-VL-7B-Instruct-k4``."""
-    name = judge_name.replace(" [", "+").rstrip("]").replace(", ", "+")
-    name = re.sub(r"https?://", "", name).replace("/", "--")
-    name = re.sub(r"[^A-Za-z0-9._+=-]+", "-", name).strip("-.") or "judge"
+    """The judge's name as a folder name, with what replaced the card's model, adapter or
+    endpoint: ``editscore-72b+model=Qwen--Qwen2.5-VL-7B-Instruct-k4``. The card's own name is
+    kept as it is, so a name that would leave the runs folder is refused, not rewritten."""
+    base, bracket, rest = judge_name.partition(" [")
+    name = base
+    if bracket:
+        extra = re.sub(r"https?://", "", rest.rstrip("]").replace(", ", "+")).replace("/", "--")
+        name += "+" + (re.sub(r"[^A-Za-z0-9._+=-]+", "-", extra).strip("-.") or "override")
     return name if k == 1 else f"{name}-k{k}"
 
 

@@ -303,9 +303,15 @@ def test_judge_runs_resume_and_refuse_other_runs_before_judging(
     def no_judging(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("judged")
 
+    other = tmp_path / "other.toml"  # another random judge: another name, another fingerprint
+    other.write_text('name = "random-other"\nprotocol = "random"\nbackend = "none"\n')
     with monkeypatch.context() as patch:
         patch.setattr(baselines.RandomJudge, "judge", no_judging)
-        refused(judge_run(out, store, "--model", "other"), "judge fingerprint", "--overwrite")
+        refused(
+            erb("evaluate", "--judge", str(other), "--dataset", "mini", "--limit", "6",
+                "--store", str(store), "--out", str(out)),
+            "judge fingerprint", "--overwrite",
+        )  # fmt: skip
     assert (out / "metrics.json").read_bytes() == before
     assert judge_run(out, store, "--seed", "7", "--overwrite").exit_code == 0
 

@@ -162,11 +162,12 @@ class Judge(ABC):
         return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
 
     def describe_for_fingerprint(self) -> dict[str, Any]:
-        """What goes into :meth:`fingerprint`; by default the whole description minus free text."""
+        """What goes into :meth:`fingerprint`; by default the whole description minus free text
+        and provenance (card fields that never change what a baseline or plugin answers)."""
         return {
             k: v
             for k, v in self.describe().items()
-            if k not in {"description", "source", "paper", "paper_path"}
+            if k not in {"description", "source", "paper", "paper_path", "replaced"}
         }
 
     def judge(self, tasks: Sequence[JudgeTask]) -> list[PassResult]:
