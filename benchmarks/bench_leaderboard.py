@@ -32,7 +32,7 @@ ERB = (
     "import sys\n"
     "from editreward_bench.cli import app\n"
     "if 'leaderboard' not in {c.name for c in app.registered_commands}:\n"
-    "    from editreward_bench.report_cli import register\n"
+    "    from editreward_bench.cli.reports import register\n"
     "    register(app)\n"
     "sys.argv[0] = 'erb'\n"
     "app()\n"

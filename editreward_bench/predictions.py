@@ -10,9 +10,13 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .taxonomy import DIMENSIONS
+
+if TYPE_CHECKING:
+    from .benchmark import Benchmark
+    from .results import RunSummary
 
 
 class PredictionsError(ValueError):
@@ -141,3 +145,67 @@ def read_predictions(path: str | Path) -> Predictions:
     if not scores:
         raise PredictionsError(f"{path}: no predictions found")
     return Predictions(path, scores, extras, "sha256:" + hashlib.sha256(raw).hexdigest())
+
+
+def score_predictions(
+    bench: Benchmark,
+    path: Path,
+    run_dir: Path,
+    *,
+    name: str | None = None,
+    n_bootstrap: int = 1000,
+    overwrite: bool = False,
+) -> RunSummary:
+    """Score a predictions file on ``bench`` and write the run folder ``run_dir``.
+
+    Candidates without a line count as failures; keys not in the dataset are reported
+    and ignored. A file that matches no candidate is a :class:`PredictionsError`, and a
+    run folder holding another run is an ``OutputError`` (unless ``overwrite``), both
+    raised before anything is written.
+    """
+    from .outputs import check_run_dir
+    from .results import RunSummary, build_manifest, compute_metrics, now_iso, write_run
+
+    started = now_iso()
+    preds = read_predictions(path)
+    run_name = name or path.stem
+    expected = {"kind": "predictions", "predictions": preds.sha256, "dataset": bench.fingerprint}
+    check_run_dir(run_dir, expected, overwrite=overwrite)
+    judge_info = {
+        "name": run_name,
+        "kind": "predictions",
+        "source": str(path),
+        "sha256": preds.sha256,
+    }
+    warnings = []
+    unknown = sorted(set(preds.scores) - set(bench.candidates))
+    if unknown:
+        shown = ", ".join(repr(k) for k in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+        warnings.append(
+            f"{len(unknown)} key(s) in {path} are not in the dataset and were ignored: {shown}"
+        )
+    records = []
+    for key in bench.candidates:
+        entry = preds.scores.get(key)
+        base = {"key": key, "pass": 0, "seed": None, "extra": preds.extras.get(key)}
+        if entry is None:
+            records.append({**base, "status": "failed", "error": "missing from predictions"})
+            continue
+        records.append({**base, "status": "ok", **entry})
+    missing = sum(r["status"] == "failed" for r in records)
+    if missing == len(records):
+        raise PredictionsError(
+            f"none of the {len(records)} candidates of the dataset has a prediction in {path} "
+            "(are the keys from another dataset?)"
+        )
+    if missing:
+        warnings.append(
+            f"{missing} of {len(bench.candidates)} candidate(s) have no prediction; "
+            "they count as failures"
+        )
+    metrics, outcomes, metric_warnings = compute_metrics(
+        bench, records, judge=judge_info, k=1, n_bootstrap=n_bootstrap
+    )
+    manifest = build_manifest(bench, started=started, judge=judge_info)
+    write_run(run_dir, metrics=metrics, records=records, outcomes=outcomes, manifest=manifest)
+    return RunSummary(run_dir, metrics, warnings + metric_warnings, None)

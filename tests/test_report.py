@@ -46,7 +46,7 @@ from editreward_bench.report.tables import (
     render_table,
 )
 from editreward_bench.report.verify import COMPARED_FIELDS, recompute
-from editreward_bench.report_cli import register
+from editreward_bench.cli.reports import register
 from editreward_bench.results import build_manifest, compute_metrics, now_iso, write_run
 from editreward_bench.taxonomy import BLOCKS, DIMENSIONS, OVERALL_BLOCK, SUBTASKS
 

@@ -14,6 +14,8 @@ from typing import Annotated
 
 import typer
 
+from .common import _fail
+
 
 class TableFormat(str, Enum):
     html = "html"
@@ -32,11 +34,6 @@ _EXTENSIONS = {
 }
 
 
-def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
 def _note(message: str) -> None:
     typer.echo(message, err=True)
 
@@ -48,7 +45,7 @@ def _size(path: Path) -> str:
 
 def _check_target(path: Path, example: str) -> None:
     """Before any work: ``--out`` must be a file path erb can write (a page it regenerates)."""
-    from .outputs import OutputError, check_output_file
+    from ..outputs import OutputError, check_output_file
 
     try:
         check_output_file(path, overwrite=None, example=example)
@@ -58,7 +55,7 @@ def _check_target(path: Path, example: str) -> None:
 
 def _write_page(path: Path, text: str) -> None:
     """Write whole or not at all (temp file + rename), so a browser never sees half a page."""
-    from .outputs import atomic_write
+    from ..outputs import atomic_write
 
     try:
         atomic_write(path, text.encode("utf-8"), mode=0o644)
@@ -102,8 +99,8 @@ def leaderboard(
     target = out if out is not None or fmt != TableFormat.html else DEFAULT_LEADERBOARD
     if target is not None:
         _check_target(target, f"leaderboard.{_EXTENSIONS[fmt]}")
-    from .published import read_published
-    from .report.runs import (
+    from ..published import read_published
+    from ..report.runs import (
         MixedDatasetsError,
         RunFolderError,
         check_same_dataset,
@@ -129,9 +126,9 @@ def leaderboard(
         _note(f"note: {line}")
 
     if fmt != TableFormat.html:
-        from .benchmark import quiet_datasets
-        from .report.tables import measured_rows, render_table
-        from .report.verify import BenchmarkCache, verify_run
+        from ..benchmark import quiet_datasets
+        from ..report.tables import measured_rows, render_table
+        from ..report.verify import BenchmarkCache, verify_run
 
         quiet_datasets()
         cache = BenchmarkCache()
@@ -147,8 +144,8 @@ def leaderboard(
             typer.echo(f"wrote {target}")
         return
 
-    from .benchmark import quiet_datasets
-    from .report.html import render_leaderboard
+    from ..benchmark import quiet_datasets
+    from ..report.html import render_leaderboard
 
     quiet_datasets()
     page = render_leaderboard(loaded, reference=read_published(), notes=notes, sample_limit=samples)
@@ -167,9 +164,9 @@ def report(
     ] = 50,
 ) -> None:
     """One run's page: tables, subtask heatmap, Avg@k, samples, provenance, verification."""
-    from .published import read_published
-    from .report.html import render_report
-    from .report.runs import RunFolderError, load_run
+    from ..published import read_published
+    from ..report.html import render_report
+    from ..report.runs import RunFolderError, load_run
 
     try:
         loaded = load_run(run)
@@ -179,12 +176,12 @@ def report(
     _check_target(target, REPORT_PAGE)
     paper_judge = loaded.judge.get("paper_judge")
     reference = [r for r in read_published() if paper_judge and r.judge == paper_judge]
-    from .benchmark import quiet_datasets
+    from ..benchmark import quiet_datasets
 
     quiet_datasets()
     page = render_report(loaded, reference=reference, sample_limit=samples)
     if out is None:  # the page joins the run folder's erb files: the next run there replaces it
-        from .outputs import add_to_marker
+        from ..outputs import add_to_marker
 
         add_to_marker(run, REPORT_PAGE)
     _write_page(target, page)
@@ -204,14 +201,14 @@ def verify(
     revision: Annotated[str | None, typer.Option(help="Hub revision of --dataset.")] = None,
 ) -> None:
     """Recompute a run's metrics from its records and check them (exit 0 match, 1 mismatch, 2 cannot check)."""
-    from .report.runs import RunFolderError, load_run
-    from .report.verify import BenchmarkCache, verify_run
+    from ..report.runs import RunFolderError, load_run
+    from ..report.verify import BenchmarkCache, verify_run
 
     try:
         loaded = load_run(run)
     except RunFolderError as exc:
         _fail(str(exc))
-    from .benchmark import quiet_datasets
+    from ..benchmark import quiet_datasets
 
     quiet_datasets()
     bench, note = BenchmarkCache().for_run(loaded, dataset, revision)

@@ -1,0 +1,5 @@
+"""``python -m editreward_bench.cli``."""
+
+from . import main
+
+main()

@@ -1,0 +1,352 @@
+"""``erb evaluate``: a judge or a predictions file on a benchmark, and the paper-style table."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .common import (
+    DEFAULT_DATASET,
+    DatasetOpt,
+    OptionOpt,
+    RevisionOpt,
+    SplitOpt,
+    _backend_options,
+    _console,
+    _escape,
+    _fail,
+    _judge_entry,
+    _load_bench,
+    _parse_options,
+    _warn,
+)
+
+
+def _print_paper_table(metrics: dict[str, Any], reference: dict[str, Any] | None = None) -> None:
+    from rich.table import Table
+
+    from ..benchmark import is_synthetic
+    from ..taxonomy import BLOCKS, DIMENSION_ABBREV, DIMENSIONS, OVERALL_BLOCK
+
+    judge = metrics["judge"].get("name", "?")
+    synthetic = is_synthetic(metrics["dataset"])
+    label = " [SYNTHETIC data, not EditReward-Bench]" if synthetic else ""
+    table = Table(
+        title=_escape(f"{judge} (k={metrics['k']}) on {metrics['dataset']['source']}{label}: ")
+        + "pairwise accuracy, 95% CI"
+    )
+    table.add_column("block")
+    for d in DIMENSIONS:
+        table.add_column(DIMENSION_ABBREV[d], justify="right")
+
+    def cell(block: str, d: str) -> str:
+        acc = (
+            metrics["accuracy"][OVERALL_BLOCK]
+            if block == OVERALL_BLOCK
+            else metrics["accuracy"]["groups"][block]
+        )
+        ci = (
+            metrics["ci95"][OVERALL_BLOCK]
+            if block == OVERALL_BLOCK
+            else metrics["ci95"]["groups"][block]
+        )
+        value, interval = acc[d], ci[d]
+        if value is None:
+            return "-"
+        text = f"{value:.3f}"
+        if interval:
+            text += f" [{interval[0]:.3f}, {interval[1]:.3f}]"
+        return text
+
+    for block in BLOCKS:
+        table.add_row(block, *(cell(block, d) for d in DIMENSIONS))
+        if reference and block in reference:
+            ref_cells = []
+            for d in DIMENSIONS:
+                value = reference[block].get(d)
+                ci = (
+                    metrics["ci95"][OVERALL_BLOCK]
+                    if block == OVERALL_BLOCK
+                    else metrics["ci95"]["groups"][block]
+                )[d]
+                if value is None:
+                    ref_cells.append("-")
+                    continue
+                inside = ci is not None and ci[0] <= value <= ci[1]
+                ref_cells.append(f"{value:.3f} ({'inside' if inside else 'outside'} CI)")
+            table.add_row(f"  paper ({block})", *ref_cells, style="dim")
+    console = _console()
+    console.print(table)
+    ties = ", ".join(
+        f"{DIMENSION_ABBREV[d]} {v:.1%}" for d, v in metrics["tie_rate"].items() if v is not None
+    )
+    console.print(
+        f"tie rate: {ties}; failed candidates: {metrics['failures']}; partial: {metrics.get('partial', 0)} "
+        f"of {metrics.get('candidates', '?')}"
+    )
+
+
+def _default_run_dir(name: str) -> Path:
+    return Path("reports") / "runs" / name
+
+
+def evaluate(
+    predictions: Annotated[
+        Path | None,
+        typer.Option(
+            help="Score a judge's outputs (JSONL, one line per candidate) without running it."
+        ),
+    ] = None,
+    judge: Annotated[
+        str | None, typer.Option("--judge", "-j", help="Judge card name or path to a card file.")
+    ] = None,
+    k: Annotated[
+        int | None,
+        typer.Option("--k", "-k", min=1, help="Passes per candidate (Avg@k). Default: the card's."),
+    ] = None,
+    dataset: DatasetOpt = DEFAULT_DATASET,
+    revision: RevisionOpt = None,
+    split: SplitOpt = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N rows.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run folder (default reports/runs/NAME).")
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(help="Run name (default: judge name, or the predictions file's stem)."),
+    ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Replace a run folder holding a different run (only the files erb wrote there).",
+        ),
+    ] = False,
+    seed: Annotated[
+        int, typer.Option(help="Base seed: pass i uses seed + i (the paper: 42).")
+    ] = 42,
+    concurrency: Annotated[int, typer.Option(min=1, help="Judge requests in flight at once.")] = 8,
+    store: Annotated[
+        Path | None, typer.Option(help="Pass store (default $ERB_STORE or the user cache).")
+    ] = None,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Ignore stored passes and judge everything again.")
+    ] = False,
+    model: Annotated[
+        str | None, typer.Option(help="Override the card's model (hub id or local folder).")
+    ] = None,
+    adapter: Annotated[
+        str | None,
+        typer.Option(
+            help="Override the card's LoRA adapter (hub id or folder; 'none' for no adapter)."
+        ),
+    ] = None,
+    backend: Annotated[
+        str | None, typer.Option(help="Override the card's backend: transformers | openai.")
+    ] = None,
+    base_url: Annotated[
+        list[str] | None,
+        typer.Option("--base-url", help="OpenAI-compatible endpoint(s); repeat for replicas."),
+    ] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="Environment variable holding the API key.")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="Local backend: candidates per generate() batch.")
+    ] = None,
+    max_retries: Annotated[
+        int | None,
+        typer.Option(
+            min=0, help="Retries of an unparseable answer, each with a new seed (card default: 2)."
+        ),
+    ] = None,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Judge again the passes stored as failed.")
+    ] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option(min=0.1, help="OpenAI backend: seconds before a request is abandoned."),
+    ] = None,
+    dtype: Annotated[
+        str | None, typer.Option(help="Local backend: auto | bfloat16 | float16 | float32.")
+    ] = None,
+    device_map: Annotated[
+        str | None, typer.Option(help="Local backend: e.g. auto, cpu, cuda:0.")
+    ] = None,
+    min_pixels: Annotated[
+        int | None, typer.Option(min=1, help="Local backend: image resize floor.")
+    ] = None,
+    max_pixels: Annotated[
+        int | None, typer.Option(min=1, help="Local backend: image resize cap.")
+    ] = None,
+    max_image_pixels: Annotated[
+        int | None, typer.Option(min=1, help="Refuse images larger than this many pixels.")
+    ] = None,
+    bootstrap: Annotated[
+        int, typer.Option(min=0, help="Bootstrap resamples for the 95% intervals.")
+    ] = 1000,
+    option: OptionOpt = None,
+    stop_after: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Stop if the first N judged passes all fail (0: never).",
+            rich_help_panel="Failures",
+        ),
+    ] = 20,
+    stop_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            rich_help_panel="Failures",
+            help="Stop once more than this share of the passes judged (at least --stop-min) "
+            "failed for one persistent reason (HTTP 4xx, unparseable answers, bad images).",
+        ),
+    ] = 0.5,
+    stop_min: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Passes judged before --stop-share applies (0: never).",
+            rich_help_panel="Failures",
+        ),
+    ] = 50,
+) -> None:
+    """Evaluate a judge on EditReward-Bench (run it with --judge, or score --predictions)."""
+    if (predictions is None) == (judge is None):
+        _fail("give exactly one of --predictions FILE or --judge NAME")
+    # Fail on an unknown judge or an output that cannot be saved before loading any data.
+    entry = _judge_entry(judge) if judge is not None else None
+    run_dir, known_k = _check_run_folder(
+        out, name, predictions, entry, k, overwrite, model, adapter, base_url
+    )
+    bench = _load_bench(dataset, revision, split, max_image_pixels)
+    try:
+        bench = bench.subset(limit)
+    except ValueError as exc:
+        _fail(str(exc))
+    if predictions is not None:
+        summary = _evaluate_predictions(bench, predictions, run_dir, name, bootstrap, overwrite)
+    else:
+        assert judge is not None
+        from ..failures import StopRule
+        from ..runner import RunOptions
+
+        options = RunOptions(
+            k=k, seed=seed, concurrency=concurrency, store=store, fresh=fresh, model=model, adapter=adapter,
+            backend=backend, base_urls=list(base_url or []), api_key_env=api_key_env, batch_size=batch_size,
+            max_retries=max_retries, n_bootstrap=bootstrap, retry_failed=retry_failed,
+            backend_options={
+                **_backend_options(timeout, dtype, device_map, min_pixels, max_pixels),
+                **_parse_options(option),
+            },
+            stop=StopRule(all_failed_after=stop_after, min_passes=stop_min, persistent_share=stop_share),
+        )  # fmt: skip
+        if run_dir is not None:  # the settings known before loading the judge
+            expected = {"kind": "judge", "dataset": bench.fingerprint, "seed": seed}
+            _check_run_folder_holds(run_dir, {**expected, "k": known_k}, overwrite)
+        summary = _evaluate_judge(bench, judge, options, out, name, overwrite)
+    for message in summary.warnings:
+        _warn(message)
+    for note in summary.notes:
+        _console().print(note, markup=False, highlight=False, soft_wrap=True)
+    _print_paper_table(summary.metrics, summary.reference)
+    _console().print(f"run folder: {summary.path}")
+
+
+def _check_run_folder(
+    out: Path | None,
+    name: str | None,
+    predictions: Path | None,
+    entry: Any,
+    k: int | None,
+    overwrite: bool,
+    model: str | None = None,
+    adapter: str | None = None,
+    base_urls: list[str] | None = None,
+) -> tuple[Path | None, int | None]:
+    """The run folder evaluate writes, checked before any work: a plain name, writable,
+    empty or erb's own run folder. Returns (the folder, k) where known before loading
+    the judge (a plugin's default k is not: the runner then checks the folder itself)."""
+    from ..outputs import OutputError, check_name, check_run_dir
+
+    known_k = 1 if predictions is not None else (k or getattr(entry.card, "default_k", None))
+    try:
+        if name is not None:
+            check_name(name, "--name")
+        if out is None and predictions is not None:
+            out = _default_run_dir(check_name(name or predictions.stem, "run name"))
+        elif out is None and name is not None:
+            out = _default_run_dir(name)
+        elif out is None and known_k is not None:
+            from ..judges import replaced_identity
+            from ..runner import default_run_name
+
+            shown = entry.name
+            if entry.card is not None:
+                replaced = replaced_identity(model, adapter, base_urls)
+                shown = dataclasses.replace(entry.card, replaced=replaced).display_name
+            run_name = default_run_name(shown, known_k)
+            out = _default_run_dir(check_name(run_name, "judge name"))
+        if out is not None:
+            check_run_dir(out, None, overwrite=overwrite)
+    except OutputError as exc:
+        _fail(str(exc))
+    return out, known_k
+
+
+def _check_run_folder_holds(run_dir: Path, expected: dict[str, Any], overwrite: bool) -> None:
+    """Refuse a run folder that holds a different run (unless --overwrite)."""
+    from ..outputs import OutputError, check_run_dir
+
+    try:
+        check_run_dir(
+            run_dir, {k: v for k, v in expected.items() if v is not None}, overwrite=overwrite
+        )
+    except OutputError as exc:
+        _fail(str(exc))
+
+
+def _evaluate_predictions(
+    bench: Any,
+    path: Path,
+    run_dir: Path | None,
+    name: str | None,
+    n_bootstrap: int,
+    overwrite: bool,
+) -> Any:
+    from ..outputs import OutputError
+    from ..predictions import PredictionsError, score_predictions
+
+    assert run_dir is not None
+    try:
+        return score_predictions(
+            bench, path, run_dir, name=name, n_bootstrap=n_bootstrap, overwrite=overwrite
+        )
+    except (PredictionsError, OutputError) as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot write {run_dir}: {exc.strerror or exc}")
+
+
+def _evaluate_judge(
+    bench: Any, judge: str, options: Any, out: Path | None, name: str | None, overwrite: bool
+) -> Any:
+    from ..runner import RunError, RunInterrupted, run_evaluation
+
+    try:
+        return run_evaluation(bench, judge, options, out=out, name=name, overwrite=overwrite)
+    except RunError as exc:
+        _fail(str(exc))
+    except RunInterrupted as exc:
+        _console(stderr=True).print(f"[yellow]{_escape(str(exc))}[/]", soft_wrap=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Every finished pass is committed; do not wait for in-flight model calls.
+        os._exit(130)
