@@ -8,22 +8,27 @@ request headers. It listens on 127.0.0.1 only.
 
 Answers (``mode``):
 
-- ``vision``: decodes the images and scores them like the image-diff baseline,
-  plus seeded noise of +-1 on the 0..25 scale, so judges score above chance on
-  the synthetic benchmarks and Avg@k changes results;
+- ``vision``: decodes the images and scores them by its own rule (:func:`vision_scores`,
+  independent of erb's judges, so a clean run is an independent reference), plus seeded
+  noise of +-1 on the 0..25 scale, so judges score above chance on the synthetic
+  benchmarks and Avg@k changes results;
 - ``hash``: scores from a hash of the request and seed (no decoding; cheapest).
 
 With ``record_images=True`` each logged request also lists its images as received:
 the data URL's media type, the format PIL reads, the size, the mode and a SHA-256 of
 the RGB pixels (:func:`pixel_digest`), so a test can check what a server was sent.
 
-Run standalone: ``python -m editreward_bench.testing.fake_openai --port 8000 --latency 0.5``.
+Run standalone (``pip install "erb[testing]"``)::
+
+    python -m editreward_bench.testing.fake_openai --port 8000 --latency 0.5 \
+        --faults http_500=0.1,http_429=0.05,garbage=0.05 --model editscore-72b
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import hashlib
 import json
 import random
@@ -227,6 +232,54 @@ def _parts(body: dict[str, Any]) -> tuple[str, list[str]]:
     return text, images
 
 
+def _gray(image: Any, side: int = 48) -> list[int]:
+    """The image as a small grey thumbnail's pixel values."""
+    return list(image.convert("L").resize((side, side)).getdata())
+
+
+def vision_scores(source: Any, edited: Any) -> tuple[float, float]:
+    """(editing success, overediting) on 0..25 from how much and how widely the edit changed.
+
+    The server's own rule: a visible change earns prompt following; change spread over
+    much of the image costs consistency. Deliberately not erb's image-diff baseline.
+    """
+    before, after = _gray(source), _gray(edited)
+    diffs = [abs(x - y) for x, y in zip(before, after, strict=True)]
+    changed = sum(d > 24 for d in diffs) / len(diffs)  # share of visibly changed pixels
+    strength = sum(diffs) / len(diffs) / 255
+    success = 25 * min(1.0, changed * 6 + strength * 2)
+    overediting = 25 * max(0.0, 1.0 - max(0.0, changed - 0.08) * 3)
+    return success, overediting
+
+
+def quality_score(edited: Any) -> float:
+    """Naturalness on 0..25: smooth images score high, noisy ones low (mean neighbour jump)."""
+    pixels, side = _gray(edited, 32), 32
+    jumps = [
+        abs(pixels[r * side + c] - pixels[r * side + c + 1])
+        for r in range(side)
+        for c in range(side - 1)
+    ]
+    return 25 * max(0.0, 1.0 - sum(jumps) / len(jumps) / 64)
+
+
+def parse_faults(text: str) -> Faults:
+    """``http_500=0.1,garbage=0.05,seed=3`` -> :class:`Faults` (the field names)."""
+    faults = Faults()
+    names = {f.name for f in dataclasses.fields(Faults)}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        if not sep or name not in names:
+            raise argparse.ArgumentTypeError(
+                f"--faults takes NAME=VALUE pairs with NAME in {sorted(names)}, got {part!r}"
+            )
+        try:
+            setattr(faults, name, int(value) if name == "seed" else float(value))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"--faults {name}: not a number: {value!r}") from None
+    return faults
+
+
 def _decode(url: str) -> Any:
     from PIL import Image
 
@@ -360,14 +413,10 @@ class FakeOpenAIServer:
             ).digest()
             a, b = float(h[0] % 26), float(h[1] % 26)
         else:
-            from ..judges.baselines import image_diff_scores
-
             if len(images) == 2:
-                scores = image_diff_scores(_decode(images[0]), _decode(images[1]))
-                a, b = scores["prompt_following"] * 2.5, scores["consistency"] * 2.5
+                a, b = vision_scores(_decode(images[0]), _decode(images[1]))
             else:
-                edited = _decode(images[0])
-                a = b = image_diff_scores(edited, edited)["perceptual_quality"] * 2.5
+                a = b = quality_score(_decode(images[0]))
             a = min(25, max(0, round(a + noise_rng.choice((-1, 0, 0, 1)))))
             b = min(25, max(0, round(b + noise_rng.choice((-1, 0, 0, 1)))))
         # The request id in the reasoning traces a stored pass back to the request that made it.
@@ -382,10 +431,17 @@ def main() -> None:
     parser.add_argument("--mode", choices=("vision", "hash"), default="vision")
     parser.add_argument("--model", action="append", dest="models")
     parser.add_argument("--no-n", action="store_true", help="Refuse n > 1 (HTTP 400).")
+    parser.add_argument(
+        "--faults",
+        type=parse_faults,
+        default=Faults(),
+        help="Fault mix, e.g. http_500=0.1,http_429=0.05,garbage=0.05,hang=0.02,drop=0.01,seed=0",
+    )
     args = parser.parse_args()
     server = FakeOpenAIServer(
         models=args.models or ["fake-judge"],
         latency=args.latency,
+        faults=args.faults,
         mode=args.mode,
         port=args.port,
         allow_n=not args.no_n,
