@@ -142,6 +142,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         fault = fake.draw_fault()
         entry = fake.describe_request(body, fault)
+        entry["received"] = time.monotonic()  # lets a test order events, not time a whole run
         fake.log.add(entry)
         if fault == "drop":
             self.close_connection = True
