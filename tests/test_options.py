@@ -412,7 +412,7 @@ def test_option_overrides_are_typed_and_checked() -> None:
     assert parse_override_value("0.5") == 0.5
     assert parse_override_value("text-first") == "text-first"
     assert parse_override_value('["a", "b"]') == ["a", "b"]
-    with pytest.raises(CardError, match=r"override for judge 'editscore-72b'.*'batch_size'"):
+    with pytest.raises(CardError, match=r"'batch_size' is a setting of the transformers backend"):
         load_judge("editscore-72b", batch_size=2)  # a local-backend setting on a served judge
     with pytest.raises(
         CardError, match=r"unknown setting 'temprature'; did you mean 'temperature'"

@@ -154,10 +154,12 @@ def score_cmd(
         api_key_env=api_key_env,
         backend_options=_parse_options(option),
     )
-    try:
-        open_image(source), open_image(edited)
-    except Exception as exc:
-        _fail(f"cannot read the images: {exc}")
+    for path in (source, edited):
+        try:
+            open_image(path)
+        except Exception as exc:  # PIL's own message names a BytesIO, not the file
+            reason = "not an image PIL can read" if "identify" in str(exc) else str(exc)
+            _fail(f"cannot read the image {path}: {reason}")
     try:
         judge_obj = open_judge(judge, options)
         judge_obj.preflight()

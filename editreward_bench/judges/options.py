@@ -375,6 +375,12 @@ def parse_config(
             if name not in owner:
                 if not strict:
                     continue
+                elsewhere = [b for b, c in BACKEND_OPTIONS.items() if name in field_names(c)]
+                if elsewhere:
+                    raise CardError(
+                        f"{key!r} is a setting of the {elsewhere[0]} backend; judge {card.name!r} "
+                        f"runs on the {card.backend} backend (--backend {elsewhere[0]} switches it)"
+                    )
                 raise _unknown(
                     key,
                     list(owner),
