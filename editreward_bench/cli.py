@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from .report_cli import register as register_report_commands
+from .reward_cli import register as register_reward_commands
 
 app = typer.Typer(
     help="EditReward-Bench toolkit: evaluate reward models for instruction-guided image editing.",
@@ -862,6 +863,7 @@ def serve_command(
 
 
 register_report_commands(app)
+register_reward_commands(app)
 
 
 def main() -> None:

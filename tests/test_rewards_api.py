@@ -34,7 +34,9 @@ def _png(colour: tuple[int, int, int], size: tuple[int, int] = (48, 48)) -> byte
 
 def _items(bench: Any, with_keys: bool = True) -> list[RewardItem]:
     return [
-        RewardItem(c.instruction, c.source_bytes(), c.edited_bytes(), key=key if with_keys else None)
+        RewardItem(
+            c.instruction, c.source_bytes(), c.edited_bytes(), key=key if with_keys else None
+        )
         for key, c in bench.candidates.items()
     ]
 
@@ -55,9 +57,12 @@ def test_results_equal_erb_evaluates_and_reuse_its_store_only_when_asked(
         scores, ok = avg_at_k((PassScores.of(r) for r in records), k)
         expected = [
             RewardResult(
-                scores[key]["overall"], scores[key]["prompt_following"],
-                scores[key]["consistency"], scores[key]["perceptual_quality"], ok[key],
-            )  # fmt: skip
+                scores[key]["overall"],
+                scores[key]["prompt_following"],
+                scores[key]["consistency"],
+                scores[key]["perceptual_quality"],
+                ok[key],
+            )
             for key in bench.candidates
         ]
         assert len(expected) > 8  # several candidates per row, deduplicated
@@ -112,7 +117,6 @@ def test_the_sync_api_reuses_one_loop_and_its_clients_inside_a_running_loop(
             assert len(made) == clients > 0  # the same clients served every call
             reward.close()
             reward.close()  # idempotent
-        del reward
         gc.collect()
     assert sorted(map(id, closed)) == sorted(map(id, made))  # every client closed, once
     assert not [w for w in caught if issubclass(w.category, (ResourceWarning, RuntimeWarning))]
@@ -123,20 +127,24 @@ def test_the_sync_api_reuses_one_loop_and_its_clients_inside_a_running_loop(
 
 def test_a_failed_item_gets_an_error_never_a_made_up_score() -> None:
     src, edited = _png((10, 10, 10)), _png((200, 9, 9))
-    with FakeOpenAIServer(models=["editscore-72b"], faults=Faults(http_500=1.0)) as srv:
-        with RewardModel(
+    with (
+        FakeOpenAIServer(models=["editscore-72b"], faults=Faults(http_500=1.0)) as srv,
+        RewardModel(
             "editscore-72b", base_urls=srv.url, k=2, max_attempts=2, backoff=0.01
-        ) as reward:
-            [down] = reward.score_many([("Add a cat.", src, edited)])
+        ) as reward,
+    ):
+        [down] = reward.score_many([("Add a cat.", src, edited)])
     assert (down.overall, down.prompt_following, down.consistency, down.perceptual_quality) == (
         None, None, None, None,
     )  # fmt: skip
     assert down.passes == 0 and "HTTP 500" in (down.error or "")
-    with FakeOpenAIServer(models=["editscore-72b"], faults=Faults(garbage=1.0)) as srv:
-        with RewardModel("editscore-72b", base_urls=srv.url, k=2, max_retries=1) as reward:
-            [garbage, unreadable] = reward.score_many(
-                [("Add a cat.", src, edited), ("Add a cat.", src, b"not an image")]
-            )
+    with (
+        FakeOpenAIServer(models=["editscore-72b"], faults=Faults(garbage=1.0)) as srv,
+        RewardModel("editscore-72b", base_urls=srv.url, k=2, max_retries=1) as reward,
+    ):
+        [garbage, unreadable] = reward.score_many(
+            [("Add a cat.", src, edited), ("Add a cat.", src, b"not an image")]
+        )
     assert garbage.overall is None and "unparseable" in (garbage.error or "")
     assert unreadable.overall is None and "edited image cannot be decoded" in (
         unreadable.error or ""
@@ -147,17 +155,16 @@ def test_items_take_pil_images_paths_and_bytes_alike(tmp_path: Path) -> None:
     src, edited = _png((10, 10, 10)), _png((200, 9, 9), (64, 40))
     (tmp_path / "s.png").write_bytes(src)
     (tmp_path / "e.png").write_bytes(edited)
-    with FakeOpenAIServer(models=["editscore-72b"]) as srv:
-        with RewardModel("editscore-72b", base_urls=[srv.url], k=2) as reward:
-            results = reward.score_many(
-                [
-                    ("Make it red.", src, edited),
-                    {"instruction": "Make it red.", "source": tmp_path / "s.png",
-                     "edited": str(tmp_path / "e.png")},
-                    RewardItem("Make it red.", Image.open(BytesIO(src)).convert("RGB"),
-                               Image.open(BytesIO(edited)).convert("RGB")),
-                ]
-            )  # fmt: skip
+    with (
+        FakeOpenAIServer(models=["editscore-72b"]) as srv,
+        RewardModel("editscore-72b", base_urls=[srv.url], k=2) as reward,
+    ):
+        items = [
+            ("Make it red.", src, edited),
+            {"instruction": "Make it red.", "source": tmp_path / "s.png", "edited": str(tmp_path / "e.png")},
+            RewardItem("Make it red.", Image.open(BytesIO(src)).convert("RGB"), Image.open(BytesIO(edited)).convert("RGB")),
+        ]  # fmt: skip
+        results = reward.score_many(items)
     assert results[0].ok and results[0] == results[1] == results[2]
     with pytest.raises(TypeError, match="instruction, source, edited"):
         RewardItem.of(("only", "two"))
@@ -192,9 +199,11 @@ def test_the_edit_is_resized_to_the_source_unless_told_otherwise() -> None:
 
 def test_an_item_past_its_deadline_gets_an_error() -> None:
     src, edited = _png((10, 10, 10)), _png((200, 9, 9))
-    with FakeOpenAIServer(models=["editscore-72b"], latency=5.0) as srv:
-        with RewardModel("editscore-72b", base_urls=srv.url, k=1, item_deadline=0.3) as reward:
-            [late] = reward.score_many([("Add a cat.", src, edited)])
+    with (
+        FakeOpenAIServer(models=["editscore-72b"], latency=5.0) as srv,
+        RewardModel("editscore-72b", base_urls=srv.url, k=1, item_deadline=0.3) as reward,
+    ):
+        [late] = reward.score_many([("Add a cat.", src, edited)])
     assert late.overall is None and "deadline" in (late.error or "")
 
 

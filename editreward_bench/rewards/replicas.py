@@ -103,6 +103,8 @@ class ReplicaPool(Backend):
         self.supports_n = bool(getattr(backends[0], "supports_n", False))
         self.batch_size = 1
         self.in_flight = 0
+        #: The most requests that were ever in flight at once (never above ``concurrency``).
+        self.peak_in_flight = 0
         self.on_call: CallHook | None = None
         self._next = 0
         self._slots: asyncio.Semaphore | None = None
@@ -222,6 +224,7 @@ class ReplicaPool(Backend):
             replica = self._choose(avoid=previous)
             async with self._slots:
                 self.in_flight += 1
+                self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
                 replica.in_flight += 1
                 start = time.perf_counter()
                 try:
