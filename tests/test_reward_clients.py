@@ -65,7 +65,10 @@ def test_flow_grpo_reward_takes_the_editing_trainers_tensors_and_ref_images(serv
     fn = editscore_score("cpu", url=server.url)
     scores, details = fn(torch.from_numpy(images), prompts, [{}] * 4, sources)
     uint8 = to_uint8_images(torch.from_numpy(images))
-    assert all(a.dtype == np.uint8 and a.shape == (32, 32, 3) for a in uint8)
+    # Flow-GRPO's own conversion of a float N x C x H x W tensor
+    theirs = (torch.from_numpy(images) * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+    assert np.array_equal(np.stack(uint8), theirs.transpose(0, 2, 3, 1))
+    assert np.array_equal(np.stack(to_uint8_images(images)), theirs.transpose(0, 2, 3, 1))
     expected = _direct(reward, prompts, sources, [Image.fromarray(a) for a in uint8])
     assert scores == [r.overall / 10 for r in expected]
     assert details["prompt_following"] == [r.prompt_following for r in expected]

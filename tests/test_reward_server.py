@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import logging
 import os
@@ -169,6 +170,13 @@ def test_a_malformed_body_is_a_4xx_with_a_message(
 def test_bodies_over_the_limit_are_refused(judge_server) -> None:
     with serving(judge_server.url, limits=Limits(max_body_bytes=1000), k=1) as (server, _):
         status, answer = call(server.url, "/v1/score", {"items": [item()] * 3})
+        # a chunked body announces no length: it is counted as it arrives
+        conn = http.client.HTTPConnection(server.host, server.port, timeout=30)
+        chunks = iter([json.dumps({"items": [item()] * 3}).encode()])
+        conn.request("POST", "/v1/score", body=chunks, encode_chunked=True)
+        chunked = conn.getresponse()
+        assert chunked.status == 413 and "limit of 1000" in json.loads(chunked.read())["error"]
+        conn.close()
     assert status == 413 and "limit of 1000" in answer["error"]
 
 

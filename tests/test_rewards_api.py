@@ -42,7 +42,7 @@ def _items(bench: Any, with_keys: bool = True) -> list[RewardItem]:
 
 
 def test_results_equal_erb_evaluates_and_reuse_its_store_only_when_asked(
-    mini, tmp_path: Path
+    mini, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bench, k, store = mini.subset(8), 3, tmp_path / "store.sqlite"
     with FakeOpenAIServer(models=["editscore-72b"]) as srv:
@@ -68,6 +68,7 @@ def test_results_equal_erb_evaluates_and_reuse_its_store_only_when_asked(
         assert len(expected) > 8  # several candidates per row, deduplicated
         after_evaluate = len(srv.log.snapshot())
 
+        monkeypatch.setenv("ERB_STORE", str(store))  # the default store holds evaluate's passes
         with RewardModel("editscore-72b", base_urls=srv.url, k=k) as reward:  # no store
             fresh = reward.score_many(_items(bench))
         assert fresh == expected
@@ -98,6 +99,7 @@ def test_the_sync_api_reuses_one_loop_and_its_clients_inside_a_running_loop(
 
     monkeypatch.setattr(openai, "AsyncOpenAI", Counting)
     src, edited = Image.new("RGB", (40, 40), (10, 10, 10)), Image.new("RGB", (40, 40), (200, 9, 9))
+    gc.collect()  # what earlier tests left behind is theirs
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with FakeOpenAIServer(models=["editscore-72b"]) as srv:
@@ -119,7 +121,8 @@ def test_the_sync_api_reuses_one_loop_and_its_clients_inside_a_running_loop(
             reward.close()  # idempotent
         gc.collect()
     assert sorted(map(id, closed)) == sorted(map(id, made))  # every client closed, once
-    assert not [w for w in caught if issubclass(w.category, (ResourceWarning, RuntimeWarning))]
+    leaks = [w for w in caught if issubclass(w.category, (ResourceWarning, RuntimeWarning))]
+    assert not [(w.category, str(w.message)[:200]) for w in leaks]
     assert "Event loop is closed" not in capfd.readouterr().err
     assert not [t for t in threading.enumerate() if t.name == "erb-reward-loop"]
     assert first.ok and first.passes == 2
@@ -220,6 +223,14 @@ def test_a_card_object_and_any_judge_setting_are_taken() -> None:
     assert {e["n"] for e in entries} == {1} and len(entries) == 4  # one request per pass
     with pytest.raises(Exception, match="did you mean 'temperature'"):
         RewardModel("editscore-72b", base_urls="http://127.0.0.1:9/v1", temperatur=0.3)
+
+
+def test_a_local_card_given_a_url_asks_for_the_k_passes_in_one_request() -> None:
+    with FakeOpenAIServer(models=["editscore-7b"]) as srv:
+        with RewardModel("editscore-7b", base_urls=srv.url, k=3) as reward:
+            assert reward.score("Add a cat.", _png((1, 2, 3)), _png((9, 9, 9))).passes == 3
+        entries = srv.log.snapshot()
+    assert [e["n"] for e in entries] == [3, 3] and {e["seed"] for e in entries} == {42}
 
 
 def test_diagnostics_measure_the_signal_of_a_batch() -> None:
