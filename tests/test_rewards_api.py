@@ -173,6 +173,32 @@ def test_items_take_pil_images_paths_and_bytes_alike(tmp_path: Path) -> None:
         RewardItem.of(("only", "two"))
 
 
+def test_pil_images_of_different_calls_are_never_confused() -> None:
+    """A PIL image is named per call, so one call's source never stands for another's."""
+    edited = Image.new("RGB", (48, 48), (200, 9, 9))
+    sources = [Image.new("RGB", (48, 48), colour) for colour in ((0, 0, 0), (200, 9, 9))]
+    with (
+        FakeOpenAIServer(models=["editscore-72b"]) as srv,
+        RewardModel("editscore-72b", base_urls=srv.url, k=1) as reward,
+    ):
+        as_bytes = [reward.score("Make it red.", _bytes(s), _bytes(edited)) for s in sources]
+        one_by_one = [reward.score("Make it red.", s, edited) for s in sources]
+
+        async def together() -> list[list[RewardResult]]:
+            calls = (reward.ascore_many([("Make it red.", s, edited)]) for s in sources * 4)
+            return list(await asyncio.gather(*calls))
+
+        concurrent = [r[0] for r in asyncio.run(together())]
+    assert as_bytes[0] != as_bytes[1]
+    assert one_by_one == as_bytes and concurrent == as_bytes * 4
+
+
+def _bytes(image: Image.Image) -> bytes:
+    buf = BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
 class _SizeRecorder(FakeOpenAIServer):
     """Records the size of every image it is sent."""
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
 import threading
 import time
 from collections import Counter
@@ -210,7 +211,7 @@ class RewardModel:
         self._store: Any = None
         self._store_lock = threading.Lock()
         self._closed = False
-        self._calls = 0
+        self._call_ids = itertools.count(1)  # next() is atomic: concurrent calls get their own
         self._loop = _Loop()
 
     # -- construction -------------------------------------------------------------------
@@ -308,13 +309,16 @@ class RewardModel:
         """Pre-flight: every replica answers and serves the model. Returns the problems of
         replicas taken out; raises when the judge cannot work at all."""
         if self.pool is not None:
-            problems = self.pool.check()
+            # Each replica's pre-flight runs its own event loop: keep it off the caller's.
+            with concurrent.futures.ThreadPoolExecutor(1) as thread:
+                problems = thread.submit(self.pool.check).result()
             if len(problems) == len(self.pool.replicas):
                 from ..judges import JudgeLoadError
 
                 raise JudgeLoadError(problems[0])
             return problems
-        self.judge.preflight()
+        with concurrent.futures.ThreadPoolExecutor(1) as thread:
+            thread.submit(self.judge.preflight).result()
         return []
 
     def score(
@@ -391,7 +395,7 @@ class RewardModel:
         a token unique to this call, so one image object shared by several items (the
         source of a group) is still encoded once.
         """
-        self._calls += 1
+        call = next(self._call_ids)
         images: dict[int, ItemImage] = {}
 
         def image(value: Any, what: str) -> ItemImage:
@@ -400,7 +404,7 @@ class RewardModel:
                 return known
             made = ItemImage.read(value, what, self.max_image_pixels)
             if made.image is not None and self._store_path is None:
-                made._sha = f"pil-{id(self)}-{self._calls}-{len(images)}"
+                made._sha = f"pil-{id(self)}-{call}-{len(images)}"
             images[id(value)] = made
             return made
 
