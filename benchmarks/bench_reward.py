@@ -155,6 +155,11 @@ def bench_api(
             "editscore-72b", base_urls=judge.line, k=k, concurrency=concurrency
         ) as reward:
             reward.score_many(batch[:2])  # clients made, connections opened
+            pairs = []
+            for i in range(5):  # one edit at a time, as `Judge.score` was used
+                t0 = time.perf_counter()
+                reward.score(*batch[i])
+                pairs.append(time.perf_counter() - t0)
             before = requests_made(judge.line)
             cpu0, t0 = time.process_time(), time.perf_counter()
             results = reward.score_many(batch)
@@ -168,6 +173,7 @@ def bench_api(
         "concurrency": concurrency, "latency_s": latency, "requests": requests, "wall_s": round(wall, 3),
         "ideal_s": round(ideal, 3), "over_ideal": round(wall / ideal, 3),
         "client_cpu_s": round(cpu, 3), "scored": sum(r.ok for r in results),
+        "one_edit_s": round(sorted(pairs)[len(pairs) // 2], 3),
     }  # fmt: skip
 
 
