@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load_benchmark", "load_judge"]
+__all__ = ["RewardModel", "__version__", "load_benchmark", "load_judge"]
 
 
 def __getattr__(name: str) -> object:
@@ -21,4 +21,8 @@ def __getattr__(name: str) -> object:
         from .judges import load_judge
 
         return load_judge
+    if name == "RewardModel":
+        from .rewards import RewardModel
+
+        return RewardModel
     raise AttributeError(name)

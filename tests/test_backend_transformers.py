@@ -166,9 +166,11 @@ def test_settings_of_another_backend_are_refused_not_ignored(tiny: dict[str, Pat
     assert local.min_pixels == 784 and local.max_pixels == DEFAULT_MAX_PIXELS
     assert local.adapter == "EditScore/EditScore-7B"
     for wrong in ({"base_urls": ["http://x"]}, {"timeout": 3.0}, {"api_key_env": "KEY"}):
-        with pytest.raises(CardError, match="is a setting of the openai backend.*--backend openai"):
+        with pytest.raises(
+            CardError, match=r"is a setting of the openai backend.*--backend openai"
+        ):
             load_judge("editscore-7b", model=model, **wrong)
-    with pytest.raises(CardError, match="override for judge 'editscore-7b'.*'something_new'"):
+    with pytest.raises(CardError, match=r"override for judge 'editscore-7b'.*'something_new'"):
         load_judge("editscore-7b", model=model, something_new=1)
     # A run-wide setting the backend does not have is fine where it is optional.
     load_judge("editscore-7b", model=model, optional={"concurrency": 16})

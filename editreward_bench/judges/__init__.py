@@ -17,7 +17,7 @@ from .base import (
     PassResult,
 )
 from .cards import CardError, JudgeCard
-from .registry import ENTRY_POINT_GROUP, UnknownJudgeError, discover, resolve_card
+from .registry import ENTRY_POINT_GROUP, JudgeEntry, UnknownJudgeError, discover, resolve_card
 
 #: Backends by card name, imported only when a judge needs one.
 BACKEND_CLASSES = {
@@ -89,7 +89,7 @@ def replaced_identity(model: str | None, adapter: str | None, base_urls: Any) ->
 
 
 def load_judge(
-    name: str,
+    name: str | JudgeCard,
     *,
     model: str | None = None,
     adapter: str | None = None,
@@ -97,7 +97,7 @@ def load_judge(
     optional: Mapping[str, Any] | None = None,
     **overrides: Any,
 ) -> Judge:
-    """A ready judge by card name, card path or plugin name.
+    """A ready judge by card name, card path, plugin name or :class:`JudgeCard`.
 
     ``model`` and ``adapter`` override the card's (``adapter="none"`` drops it);
     ``backend`` switches between ``transformers`` and ``openai``. Other
@@ -106,7 +106,10 @@ def load_judge(
     lists them): an unknown one, or one of the wrong type, is a ``CardError``.
     ``optional`` settings apply where the judge has them (``concurrency``).
     """
-    entry = resolve_card(name)
+    if isinstance(name, JudgeCard):
+        entry = JudgeEntry(name.name, name.source, card=name)
+    else:
+        entry = resolve_card(name)
     if entry.factory is not None:
         try:
             judge = entry.factory(
