@@ -215,6 +215,20 @@ async def execute(
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
+async def _execute_then_close(
+    judge: Judge,
+    tasks: Iterable[JudgeTask],
+    *,
+    concurrency: int,
+    on_result: Callable[[PassResult], None],
+) -> None:
+    """:func:`execute`, then the judge's loop-bound clients closed inside the same loop."""
+    try:
+        await execute(judge, tasks, concurrency=concurrency, on_result=on_result)
+    finally:
+        await judge.aclose()
+
+
 def run_evaluation(
     bench: Benchmark,
     judge_name: str,
@@ -506,7 +520,7 @@ def _judge_all(
         while pending:
             theirs: set[tuple[str, int]] = set()
             asyncio.run(
-                execute(
+                _execute_then_close(
                     judge,
                     claimed(pending, theirs),
                     concurrency=options.concurrency,

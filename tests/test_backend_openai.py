@@ -220,3 +220,31 @@ def test_api_key_comes_from_the_environment_and_is_never_written(
 def test_missing_extra_or_unknown_backend_is_explained() -> None:
     with pytest.raises(JudgeLoadError, match="needs a model backend"):
         load_judge("editscore-7b", backend="none")
+
+
+def test_scoring_twice_leaves_no_closed_loop_errors_or_open_clients(tmp_path: Path) -> None:
+    """Judge.score runs a loop per call: its HTTP clients are closed inside that loop."""
+    import gc
+    import subprocess
+    import sys
+
+    from conftest import png
+
+    (tmp_path / "a.png").write_bytes(png((10, 10, 10)))
+    (tmp_path / "b.png").write_bytes(png((200, 0, 0)))
+    with FakeOpenAIServer(models=["gpt-4.1"], mode="hash") as srv:
+        code = (
+            "import gc, warnings; warnings.simplefilter('always');"
+            "from editreward_bench.judges import load_judge;"
+            f"j = load_judge('gpt-4.1', base_urls=[{srv.url!r}]);"
+            f"r = [j.score('Add a cat.', {str(tmp_path / 'a.png')!r}, {str(tmp_path / 'b.png')!r}) "
+            "for _ in range(3)]; assert all(x['passes_ok'] == 1 for x in r);"
+            "j.close(); del j; gc.collect(); print('done')"
+        )
+        done = subprocess.run(
+            [sys.executable, "-X", "dev", "-c", code], capture_output=True, text=True, timeout=120
+        )
+    gc.collect()
+    assert done.returncode == 0 and done.stdout.strip() == "done", done.stderr[-2000:]
+    for bad in ("Event loop is closed", "unclosed", "ResourceWarning", "Traceback"):
+        assert bad not in done.stderr, done.stderr[-2000:]

@@ -246,7 +246,7 @@ def test_the_cli_serves_with_the_judge_options_of_evaluate(
         app,
         ["serve-reward", "--judge", "editscore-7b", "--k", "3", "--base-url", judge_server.url,
          "--model", "editscore-72b", "--adapter", "none", "-o", "temperature=0.5",
-         "--no-resize-edited", "--host", "127.0.0.2", "--port", "9999", "--token-env", "MY_TOKEN"],
+         "--keep-size", "--host", "127.0.0.2", "--port", "9999", "--token-env", "MY_TOKEN"],
     )  # fmt: skip
     assert done.exit_code == 0, done.output
     assert seen["host"] == "127.0.0.2" and seen["port"] == 9999

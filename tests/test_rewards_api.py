@@ -219,8 +219,8 @@ def test_the_edit_is_resized_to_the_source_unless_told_otherwise() -> None:
     src, edited = _png((10, 10, 10), (48, 32)), _png((200, 9, 9), (96, 64))
     for resize, expected in ((True, {(48, 32)}), (False, {(48, 32), (96, 64)})):
         with _SizeRecorder(models=["editscore-72b"], mode="hash") as srv:
-            with RewardModel(
-                "editscore-72b", base_urls=srv.url, k=1, resize_edited=resize
+            with RewardModel(  # the sizes as sent: without the served cards' qwen-vl-utils resize
+                "editscore-72b", base_urls=srv.url, k=1, resize_edited=resize, pre_resize=False
             ) as reward:
                 assert reward.score("Add a cat.", src, edited).ok
             assert set(srv.sizes) == expected

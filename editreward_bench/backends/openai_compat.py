@@ -342,6 +342,10 @@ class OpenAIBackend(Backend):
                 await client.close()
         self._clients = {}
 
+    async def aclose(self) -> None:
+        """Close this loop's clients (they cannot outlive it)."""
+        await self._aclose()
+
     def close(self) -> None:
         self._clients = {}
 

@@ -27,8 +27,7 @@ def serve_reward(
         list[str] | None,
         typer.Option(
             "--base-url",
-            help="OpenAI-compatible endpoint(s) (vLLM, SGLang); repeat for replicas. A local card "
-            "given one is served through it.",
+            help="Endpoint(s) serving the judge (vLLM, SGLang); repeat for replicas.",
         ),
     ] = None,
     model: Annotated[str | None, typer.Option(help="Override the card's model.")] = None,
@@ -61,13 +60,14 @@ def serve_reward(
             help="Seconds an item may take once its request is read; then it gets an error.",
         ),
     ] = None,
-    resize_edited: Annotated[
+    keep_size: Annotated[
         bool,
         typer.Option(
-            help="Resize the edited image to the source's size (the benchmark protocol); "
-            "--no-resize-edited judges it as given, as upstream's RL reward server does."
+            "--keep-size",
+            help="Judge the edited image at its own size, as upstream's RL reward server "
+            "does (default: resized to the source's, the benchmark protocol).",
         ),
-    ] = True,
+    ] = False,
     api_key_env: Annotated[
         str | None, typer.Option(help="Environment variable holding the backend's API key.")
     ] = None,
@@ -139,7 +139,7 @@ def serve_reward(
         reward = RewardModel(
             judge, k=k, seed=seed, base_urls=base_url, model=model, adapter=adapter,
             backend=backend, concurrency=concurrency, timeout=timeout, item_deadline=item_deadline,
-            resize_edited=resize_edited, store=store or False,
+            resize_edited=not keep_size, store=store or False,
             **{name: value for name, value in settings.items() if value is not None},
         )  # fmt: skip
     except (UnknownJudgeError, CardError, JudgeLoadError, ValueError) as exc:

@@ -188,6 +188,9 @@ class Judge(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release models, clients and threads."""
 
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Close what is bound to the running event loop (HTTP clients), before the loop ends."""
+
     # -- the judge as a reward function -------------------------------------------------
 
     def score(
@@ -208,7 +211,14 @@ class Judge(ABC):
 
         candidate = ImageCandidate("edit", instruction, source, edited)
         task = JudgeTask(candidate, tuple(range(k)), tuple(seed + i for i in range(k)))
-        results = [r.check() for r in asyncio.run(self.ajudge([task]))]
+
+        async def judge_then_close() -> list[PassResult]:
+            try:
+                return await self.ajudge([task])
+            finally:  # clients die with their loop: close them in it, not after
+                await self.aclose()
+
+        results = [r.check() for r in asyncio.run(judge_then_close())]
         ok = sorted((r for r in results if r.status == "ok"), key=lambda r: r.pass_index)
         summary: dict[str, Any] = {"k": k, "passes_ok": len(ok)}
         for name in ("prompt_following", "consistency", "perceptual_quality", "overall"):
@@ -317,3 +327,6 @@ class Backend(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Close what is bound to the running event loop (HTTP clients), before the loop ends."""

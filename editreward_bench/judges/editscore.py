@@ -226,6 +226,9 @@ class EditScoreJudge(Judge):
     def close(self) -> None:
         self.backend.close()
 
+    async def aclose(self) -> None:
+        await self.backend.aclose()
+
     async def ajudge(self, tasks: Sequence[JudgeTask]) -> list[PassResult]:
         slots: list[_Slot] = []
         requests: list[tuple[GenRequest, str, list[_Slot]]] = []
