@@ -12,7 +12,12 @@ Answers (``mode``):
   independent of erb's judges, so a clean run is an independent reference), plus seeded
   noise of +-1 on the 0..25 scale, so judges score above chance on the synthetic
   benchmarks and Avg@k changes results;
-- ``hash``: scores from a hash of the request and seed (no decoding; cheapest).
+- ``hash``: scores from a hash of the request and seed (no decoding; cheapest);
+- ``sequence``: scores from a hash of the request's content and how many times that same
+  content was asked before, in varied answer formats (plain JSON, a fenced block, text around
+  it, the score before the reasoning). Clients that send the same requests in the same order
+  (upstream's API path sends pass i's prompts unseeded, one after another) get the same
+  answers, and pass i's differ from pass j's.
 
 With ``record_images=True`` each logged request also lists its images as received:
 the data URL's media type, the format PIL reads, the size, the mode and a SHA-256 of
@@ -328,6 +333,7 @@ class FakeOpenAIServer:
         self.latency = latency
         self.faults = faults or Faults()
         self.mode = mode
+        self._seen: dict[str, int] = {}
         self.allow_n = allow_n
         self.record_images = record_images
         self.log = RequestLog()
@@ -408,6 +414,8 @@ class FakeOpenAIServer:
         noise_rng = random.Random(
             f"{seed}/{choice}/{hashlib.sha256(text.encode()).hexdigest()[:8]}/{len(images)}"
         )
+        if self.mode == "sequence":
+            return self._sequence_answer(text, images, request_id)
         if self.mode == "hash" or not images:
             h = hashlib.sha256(
                 f"{text}{images[-1][-64:] if images else ''}{seed}{choice}".encode()
@@ -424,12 +432,32 @@ class FakeOpenAIServer:
         reasoning = f"Request {request_id}: the edit was compared with the instruction."
         return json.dumps({"reasoning": reasoning, "score": [int(a), int(b)]})
 
+    def _sequence_answer(self, text: str, images: list[str], request_id: int) -> str:
+        content = hashlib.sha256("\x1f".join([text, *images]).encode()).hexdigest()
+        with self._rng_lock:
+            seen = self._seen.get(content, 0)
+            self._seen[content] = seen + 1
+        h = hashlib.sha256(f"{content}/{seen}".encode()).digest()
+        a, b = h[0] % 26, h[1] % 26
+        reasoning = f"Request {request_id}: the edit was compared with the instruction."
+        return SEQUENCE_FORMATS[h[2] % len(SEQUENCE_FORMATS)].format(a=a, b=b, r=reasoning)
+
+
+#: Answer formats a judge model produces and both erb's and upstream's parsers accept.
+SEQUENCE_FORMATS = (
+    '{{"reasoning": "{r}", "score": [{a}, {b}]}}',
+    '```json\n{{"reasoning": "{r}", "score": [{a}, {b}]}}\n```',
+    'Here is my evaluation.\n{{"reasoning": "{r}", "score": [{a}, {b}]}}\nThat is all.',
+    '{{"score": [{a}, {b}], "reasoning": "{r}"}}',
+    '{{\n  "reasoning": "{r}",\n  "score": [\n    {a},\n    {b}\n  ]\n}}',
+)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--latency", type=float, default=0.0)
-    parser.add_argument("--mode", choices=("vision", "hash"), default="vision")
+    parser.add_argument("--mode", choices=("vision", "hash", "sequence"), default="vision")
     parser.add_argument("--model", action="append", dest="models")
     parser.add_argument("--no-n", action="store_true", help="Refuse n > 1 (HTTP 400).")
     parser.add_argument(
