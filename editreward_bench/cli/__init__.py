@@ -30,6 +30,7 @@ app.command("settings")(judges.settings_cmd)
 app.command("prompts")(judges.prompts_cmd)
 app.command("score")(judges.score_cmd)
 app.command("serve-command")(serve.serve_command)
+app.command("serve")(serve.serve_cmd)
 app.command("merge-adapter")(serve.merge_adapter_cmd)
 reports.register(app)
 

@@ -1,13 +1,25 @@
-"""``erb serve-command`` and ``erb merge-adapter``: serving a judge."""
+"""``erb serve-command``, ``erb merge-adapter`` and ``erb serve``: serving a judge.
+
+Also the ``--serve`` part of ``erb evaluate``: the engine planned before any data is
+loaded (:func:`plan_serve`), then merged, started and awaited (:func:`running_engine`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from .common import _console, _escape, _fail, _judge_entry
+
+#: Seconds an engine may take to serve the judge (a 72B loads for minutes).
+DEFAULT_SERVE_TIMEOUT = 1800.0
+#: Seconds between "still waiting" lines.
+_WAIT_EVERY = 30.0
 
 
 def _say(message: str) -> None:
@@ -20,6 +32,17 @@ def _engine_name(value: str, option: str) -> str:
     if value not in ENGINES:
         _fail(f"{option} takes {' or '.join(ENGINES)}, got {value!r}")
     return value
+
+
+def _engine_failed(exc: Any) -> None:
+    """An engine error: the one-line error, then the end of the engine's log."""
+    console = _console(stderr=True)
+    console.print(f"[bold red]error:[/] {_escape(str(exc))}", soft_wrap=True)
+    if exc.tail:
+        console.print("last lines of the engine's log:", style="dim")
+        for line in exc.tail:
+            console.print(f"  | {line}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
 
 
 def _served_config(judge: str, options: Any) -> Any:
@@ -176,3 +199,144 @@ def merge_adapter_cmd(
     except MergeError as exc:
         _fail(str(exc))
     print(result.path)
+
+
+# --------------------------------------------------------------------------- engines
+
+
+@dataclass
+class ServePlan:
+    """An engine to start for a judge, checked before any data is loaded or merged."""
+
+    engine: str
+    command: list[str]
+    config: Any
+    lora: bool
+    tower_lora: bool
+    tp: int | None
+    dp: int | None
+    timeout: float
+
+
+def plan_serve(
+    engine: str,
+    judge: str,
+    options: Any,
+    *,
+    tp: int | None,
+    dp: int | None,
+    tower_lora: bool,
+    timeout: float,
+) -> ServePlan:
+    """Fail fast: an unknown engine or judge, an engine not on PATH, a refused LoRA recipe."""
+    from ..backends.serving import ServeError, check_lora
+    from ..engines import EngineError, find_engine
+
+    engine = _engine_name(engine, "--serve")
+    config = _served_config(judge, options)
+    lora = bool(config.backend.lora)
+    if tower_lora and not lora:
+        _fail("--tower-lora applies to the LoRA recipe: give --lora too")
+    try:
+        command = find_engine(engine)
+        if lora:
+            check_lora(config, engine, tower_lora)
+    except EngineError as exc:
+        _engine_failed(exc)
+    except ServeError as exc:
+        _fail(str(exc))
+    return ServePlan(engine, command, config, lora, tower_lora, tp, dp, timeout)
+
+
+def _merged_folder(plan: ServePlan) -> str | None:
+    """The merged model's folder (merged now, or found in the cache), when one is served."""
+    from ..backends.serving import MERGE_DTYPE
+    from ..merge import MergeError, merge_adapter
+
+    card = plan.config.card
+    if not card.adapter or plan.lora:
+        return None
+    try:
+        result = merge_adapter(card.adapter, str(card.model), dtype=MERGE_DTYPE, progress=_say)
+    except MergeError as exc:
+        _fail(str(exc))
+    return str(result.path)
+
+
+@contextmanager
+def running_engine(
+    plan: ServePlan, log: Path | None, *, host: str = "127.0.0.1", port: int | None = None
+) -> Iterator[Any]:
+    """Merge if needed, start the engine, wait until it serves the judge; stop its whole
+    process group on the way out, whatever the way (success, error, Ctrl-C)."""
+    import time
+
+    from ..backends.serving import ServeError, serve_recipe
+    from ..engines import SERVER_LOG, Engine, EngineError, free_port, parallel_sizes
+
+    merged = _merged_folder(plan)
+    tp, dp = parallel_sizes(plan.tp, plan.dp, plan.config.card.model)
+    try:
+        recipe = serve_recipe(
+            plan.config, engine=plan.engine, tp=tp, dp=dp, port=port or free_port(host),
+            host=host, lora=plan.lora, tower_lora=plan.tower_lora, merged=merged,
+        )  # fmt: skip
+    except ServeError as exc:
+        _fail(str(exc))
+    engine = Engine(recipe, plan.command, log)
+    _say("starting: " + recipe.text().replace("\n", "; "))
+    last = [time.monotonic()]
+
+    def waiting(elapsed: float) -> None:
+        if time.monotonic() - last[0] >= _WAIT_EVERY:
+            last[0] = time.monotonic()
+            _say(f"still waiting for {plan.engine} to serve {recipe.served!r} ({elapsed:.0f} s)")
+
+    with engine:
+        where = f"; its log: {log} ({SERVER_LOG} when the run ends)" if log is not None else ""
+        _say(f"waiting for {plan.engine} to serve {recipe.served!r} at {engine.base_url}{where}")
+        try:
+            took = engine.wait_ready(plan.timeout, waiting)
+        except EngineError as exc:
+            engine.stop()
+            _engine_failed(exc)
+        _say(
+            f"{plan.engine} serves {recipe.served!r} at {engine.base_url} (ready after {took:.0f} s)"
+        )
+        yield engine
+
+
+def serve_cmd(
+    judge: Annotated[str, typer.Argument(help="Judge card name or path.")],
+    serve: Annotated[str, typer.Option("--serve", help="The engine: vllm or sglang.")] = "vllm",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")
+    ] = "127.0.0.1",
+    tp: TpOpt = None,
+    dp: DpOpt = None,
+    lora: LoraOpt = False,
+    tower_lora: TowerOpt = False,
+    model: ModelOpt = None,
+    adapter: AdapterOpt = None,
+    timeout: Annotated[
+        float, typer.Option(min=1, help="Seconds the engine may take to serve the judge.")
+    ] = DEFAULT_SERVE_TIMEOUT,
+) -> None:
+    """Start an engine serving a judge and keep it in the foreground (Ctrl-C stops it)."""
+    engine_name = _engine_name(serve, "--serve")
+    options = _serve_options(model, adapter, engine_name, lora, {})
+    plan = plan_serve(
+        engine_name, judge, options, tp=tp, dp=dp, tower_lora=tower_lora, timeout=timeout
+    )
+    with running_engine(plan, None, host=host, port=port) as engine:
+        # The card's own endpoint is localhost:8000; another one is given with --base-url.
+        flags = "" if port == 8000 else f" --base-url {engine.base_url}"
+        if _judge_entry(judge).card.backend != "openai":
+            flags += " --backend openai"
+        if engine_name == "sglang" and plan.lora:
+            flags += " --server sglang --lora"  # SGLang names a LoRA module <base>:<adapter>
+        _say(f"in another shell: erb evaluate --judge {judge}{flags}; Ctrl-C here stops the server")
+        code = engine.wait()
+    if code != 0:
+        _fail(f"{engine_name} exited with status {code}")
