@@ -250,6 +250,8 @@ def estimate_merged_bytes(base: Source, dtype: str) -> int | None:
     index's total size over the stored dtype's size) times the dtype's size; None if unknown."""
     params = 0
     shards = sorted(base.folder.glob("*.safetensors"))
+    if download_bytes(base) > 0:
+        shards = []  # some shards are not downloaded yet: the index has the total
     try:
         for shard in shards:
             for name, info in safetensors_header(shard).items():
@@ -278,16 +280,48 @@ def _size(n: float) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
 
 
-def check_disk_space(where: Path, needed: int) -> None:
-    """Refuse (MergeError) when the file system holding ``where`` has too little free space."""
-    probe = where
-    while not probe.exists() and probe.parent != probe:
-        probe = probe.parent
-    free = shutil.disk_usage(probe).free
+def download_bytes(base: Source) -> int:
+    """Bytes of the hub base model's weights still to download into the HF cache (its
+    index's total size, in proportion to the shards not there yet); 0 for a folder."""
+    index = base.folder / "model.safetensors.index.json"
+    if base.repo is None or not index.is_file():
+        return 0
+    try:
+        data = json.loads(index.read_text(encoding="utf-8"))
+        total = int(data.get("metadata", {}).get("total_size") or 0)
+        shards = set(data.get("weight_map", {}).values())
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0
+    missing = [s for s in shards if not (base.folder / s).exists()]
+    return int(total * len(missing) / len(shards)) if shards else 0
+
+
+def _existing(path: Path) -> Path:
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def check_disk_space(where: Path, needed: int, download: tuple[Path, int] | None = None) -> None:
+    """Refuse (MergeError) when the file system holding ``where`` has too little free space
+    for ``needed`` bytes, plus the ``download`` (bytes into a folder) when it is the same."""
+    probe = _existing(where)
     wanted = int(needed * (1 + _MARGIN))
+    what = "the merged model"
+    if download is not None and download[1] > 0:
+        cache, size = _existing(download[0]), int(download[1] * (1 + _MARGIN))
+        if cache.stat().st_dev == probe.stat().st_dev:
+            wanted, what = wanted + size, "the base model's download and the merged model"
+        elif shutil.disk_usage(cache).free < size:
+            raise MergeError(
+                f"not enough disk space to download the base model: about {_size(size)} needed "
+                f"in {download[0]}, {_size(shutil.disk_usage(cache).free)} free; free some space "
+                "or set HF_HOME to a larger disk"
+            )
+    free = shutil.disk_usage(probe).free
     if free < wanted:
         raise MergeError(
-            f"not enough disk space for the merged model: about {_size(wanted)} needed in "
+            f"not enough disk space for {what}: about {_size(wanted)} needed in "
             f"{where}, {_size(free)} free; free some space or pass --out (or set "
             "ERB_MERGE_CACHE) to a larger disk"
         )
@@ -485,7 +519,9 @@ def merge_adapter(
     _sweep(parent)
     needed = estimate_merged_bytes(model, dtype)
     if needed is not None:
-        check_disk_space(parent, needed)
+        # A hub base's snapshot folder is <cache>/models--owner--name/snapshots/<commit>.
+        hub = (model.folder.parents[2], download_bytes(model)) if model.repo is not None else None
+        check_disk_space(parent, needed, hub)
         say(
             f"merging {source.given} into {model.given} ({dtype}, about {_size(needed)}) -> {target}"
         )

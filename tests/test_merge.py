@@ -415,3 +415,23 @@ def test_merge_adapter_takes_a_card(tmp_path: Path) -> None:
     error_line(erb("merge-adapter", str(card)), "has no adapter")
     error_line(erb("merge-adapter", "editscore-72b", "--cache-dir", str(tmp_path)),
                "EditScore/EditScore-72B", "not in the Hugging Face cache")  # fmt: skip
+
+
+def test_the_disk_space_check_counts_a_base_model_still_to_download(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    snapshot = tmp_path / "hub" / "models--owner--big" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    index = {"metadata": {"total_size": 4_000_000_000},
+             "weight_map": {"a.weight": "model-1.safetensors", "b.weight": "model-2.safetensors"}}  # fmt: skip
+    (snapshot / "model.safetensors.index.json").write_text(json.dumps(index))
+    (snapshot / "config.json").write_text(json.dumps({"dtype": "bfloat16"}))
+    (snapshot / "model-1.safetensors").write_bytes(b"")  # one shard of two is cached
+    base = merge.Source("owner/big", snapshot, "hub:owner/big@abc123", "owner/big", "abc123")
+    assert merge.estimate_merged_bytes(base, "bfloat16") == 4_000_000_000
+    assert merge.download_bytes(base) == 2_000_000_000
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(merge.shutil, "disk_usage", lambda path: usage(0, 0, 5_000_000_000))
+    merge.check_disk_space(tmp_path / "out", 4_000_000_000)  # the merge alone fits
+    with pytest.raises(merge.MergeError, match="the base model's download and the merged model"):
+        merge.check_disk_space(tmp_path / "out", 4_000_000_000, (tmp_path / "hub", 2_000_000_000))
