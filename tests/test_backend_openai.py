@@ -184,7 +184,7 @@ def test_serve_command_prints_the_vllm_command() -> None:
     result = runner.invoke(app, ["serve-command", "editscore-72b", "--tp", "8"])
     assert result.exit_code == 0
     assert result.output.startswith(
-        "MERGED=$(erb merge-adapter editscore-72b)\nvllm serve \"$MERGED\" --served-model-name "
+        'MERGED=$(erb merge-adapter editscore-72b)\nvllm serve "$MERGED" --served-model-name '
         "editscore-72b --dtype bfloat16 --tensor-parallel-size 8 "
     )
     assert "--limit-mm-per-prompt '{\"image\":2}'" in result.output

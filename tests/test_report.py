@@ -22,6 +22,7 @@ from conftest import REPO, make_row, png
 from typer.testing import CliRunner
 
 from editreward_bench.cli import app as erb_app
+from editreward_bench.cli.reports import register
 from editreward_bench.published import read_published
 from editreward_bench.report.html import render_leaderboard
 from editreward_bench.report.runs import (
@@ -46,7 +47,6 @@ from editreward_bench.report.tables import (
     render_table,
 )
 from editreward_bench.report.verify import COMPARED_FIELDS, recompute
-from editreward_bench.cli.reports import register
 from editreward_bench.results import build_manifest, compute_metrics, now_iso, write_run
 from editreward_bench.taxonomy import BLOCKS, DIMENSIONS, OVERALL_BLOCK, SUBTASKS
 
