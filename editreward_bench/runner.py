@@ -92,6 +92,11 @@ class RunOptions:
     backend_options: dict[str, Any] = field(default_factory=dict)
     #: When a failing run gives up instead of going on.
     stop: StopRule = field(default_factory=StopRule)
+    #: Endpoints of a server erb started for this run (``--serve``): the judge's own
+    #: server, so unlike ``base_urls`` they do not mark the judge as another one.
+    served_urls: list[str] = field(default_factory=list)
+    #: The engine erb started (engine, command, served name), for the manifest.
+    engine: dict[str, Any] | None = None
 
     def judge_overrides(self) -> dict[str, Any]:
         """Settings the user gave: each must be one the judge has."""
@@ -113,7 +118,10 @@ def open_judge(name: str, options: RunOptions) -> Judge:
             adapter=options.adapter,
             backend=options.backend,
             # The run's concurrency also bounds a backend's own requests in flight, where it has one.
-            optional={"concurrency": options.concurrency},
+            optional={
+                "concurrency": options.concurrency,
+                **({"base_urls": options.served_urls} if options.served_urls else {}),
+            },
             **options.judge_overrides(),
         )
     except (UnknownJudgeError, CardError, JudgeLoadError) as exc:
@@ -556,8 +564,10 @@ def _usage(
         "passes_reused": len(tally.compact) - judged_now,
         "judging_seconds": round(seconds, 3),
         "tokens": {"prompt": prompt, "completion": completion},
-        "base_urls": [redact_url(u) for u in options.base_urls],
+        "base_urls": [redact_url(u) for u in options.base_urls or options.served_urls],
     }
+    if options.engine is not None:
+        usage["engine"] = options.engine
     config = getattr(judge, "config", None)
     common = getattr(config, "common", None)
     overridden = set(getattr(config, "overridden", ()))

@@ -161,7 +161,7 @@ def test_replicas_share_the_work(mini, tmp_path: Path) -> None:
 def test_preflight_errors_are_clear(mini, tmp_path: Path) -> None:
     with pytest.raises(
         RunError,
-        match=r"nothing answers at http://127\.0\.0\.1:9/v1[\s\S]*vllm serve Qwen/Qwen2\.5-VL-72B-Instruct --tensor-parallel-size 4 --enable-lora --lora-modules editscore-72b=EditScore/EditScore-72B",
+        match=r"nothing answers at http://127\.0\.0\.1:9/v1[\s\S]*MERGED=\$\(erb merge-adapter editscore-72b\)\n  vllm serve \"\$MERGED\" --served-model-name editscore-72b ",
     ):
         evaluate(mini.subset(1), "editscore-72b", ["http://127.0.0.1:9/v1"], tmp_path)
     with (
@@ -192,7 +192,8 @@ def test_serve_command_prints_the_vllm_command() -> None:
     result = runner.invoke(app, ["serve-command", "editscore-72b", "--tp", "8"])
     assert result.exit_code == 0
     assert result.output.startswith(
-        "vllm serve Qwen/Qwen2.5-VL-72B-Instruct --tensor-parallel-size 8 --enable-lora"
+        'MERGED=$(erb merge-adapter editscore-72b)\nvllm serve "$MERGED" --served-model-name '
+        "editscore-72b --dtype bfloat16 --tensor-parallel-size 8 "
     )
     assert "--limit-mm-per-prompt '{\"image\":2}'" in result.output
 

@@ -254,3 +254,5 @@ def test_serve_command_leaves_no_sampling_default_to_the_model(judge: str) -> No
     result = runner.invoke(app, ["serve-command", judge])
     assert result.exit_code == 0, result.output
     assert "--generation-config vllm" in result.output
+    # and renders erb's content parts as parts (tests/test_chat_template.py)
+    assert "--chat-template-content-format openai" in result.output

@@ -75,6 +75,7 @@ class OpenAIBackend(Backend):
         layout: str,
         adapter: str | None = None,
         serve_hint: str | None = None,
+        listed: Sequence[str] = (),
     ) -> None:
         if not options.base_urls:
             raise JudgeLoadError("the openai backend needs a --base-url")
@@ -97,6 +98,8 @@ class OpenAIBackend(Backend):
         self.pre_resize = options.pre_resize
         self.max_backoff = 30.0
         self.serve_hint = serve_hint
+        #: Ids in GET /models that mean the model is served (SGLang lists a LoRA's base).
+        self.listed = tuple(listed) or (model,)
         self.batch_size = 1
         self._clients: dict[int, list[Any]] = {}
         self._next = 0
@@ -104,7 +107,7 @@ class OpenAIBackend(Backend):
 
     @classmethod
     def from_config(cls, config: JudgeConfig) -> OpenAIBackend:
-        from .serving import served_name, vllm_serve_command
+        from .serving import listed_models, request_model, serve_hint
 
         card, options = config.card, config.backend
         assert isinstance(options, OpenAIOptions)
@@ -112,14 +115,15 @@ class OpenAIBackend(Backend):
             raise JudgeLoadError(f"judge {card.name!r}: no model to ask for; pass --model")
         local = any(host in options.base_urls[0] for host in ("localhost", "127.0.0.1", "[::1]"))
         # Only hub models are vLLM's to serve: an API card pointed at a local URL gets no recipe.
-        hint = vllm_serve_command(config) if local and "/" in card.model else None
+        hint = serve_hint(config) if local and "/" in card.model else None
         return cls(
-            model=served_name(config),
+            model=request_model(config),
             options=options,
             sampling=config.sampling,
             layout=config.common.layout,
             adapter=card.adapter,
             serve_hint=hint,
+            listed=listed_models(config),
         )
 
     def describe(self) -> dict[str, Any]:
@@ -298,11 +302,8 @@ class OpenAIBackend(Backend):
                     client.get("/models", cast_to=object), timeout=min(30.0, self.timeout)
                 )
             except (openai.APIConnectionError, openai.APITimeoutError, asyncio.TimeoutError) as exc:
-                hint = (
-                    f"\nStart the server, for example:\n  {self.serve_hint}"
-                    if self.serve_hint
-                    else ""
-                )
+                shown_hint = (self.serve_hint or "").replace("\n", "\n  ")
+                hint = f"\nStart the server, for example:\n  {shown_hint}" if shown_hint else ""
                 raise JudgeLoadError(
                     f"nothing answers at {shown} ({type(exc).__name__}){hint}"
                 ) from exc
@@ -330,7 +331,7 @@ class OpenAIBackend(Backend):
                 html = isinstance(response, str) and _looks_like_html(response)
                 what = "an HTML page" if html else "something that is not a model list"
                 raise JudgeLoadError(_not_an_api(url, f"GET /models answered {what}"))
-            if ids and self.model not in ids and f"models/{self.model}" not in ids:
+            if ids and not ({*self.listed, f"models/{self.model}"} & set(ids)):
                 raise JudgeLoadError(
                     f"model {self.model!r} is not served at {shown}; it serves {ids[:10]}. Pass --model or fix the server."
                 )

@@ -1,7 +1,7 @@
 """The ``erb`` command line: thin commands over library functions.
 
 Each module holds one family of commands (``data``, ``evaluate``, ``judges``, ``reports``,
-``reward``);
+``reward``, ``serve``);
 ``common`` holds the console, the one-line error, the options they share and the judge
 lookup. Everything heavy is imported inside the command that needs it, so ``erb --help``
 and ``erb leaderboard`` start fast. Nothing in the library imports this package.
@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-from . import data, evaluate, judges, reports, reward
+from . import data, evaluate, judges, reports, reward, serve
 from .common import _console
 from .evaluate import _print_paper_table
 
@@ -29,7 +29,9 @@ app.command("judges")(judges.judges_cmd)
 app.command("settings")(judges.settings_cmd)
 app.command("prompts")(judges.prompts_cmd)
 app.command("score")(judges.score_cmd)
-app.command("serve-command")(judges.serve_command)
+app.command("serve-command")(serve.serve_command)
+app.command("serve")(serve.serve_cmd)
+app.command("merge-adapter")(serve.merge_adapter_cmd)
 reports.register(app)
 reward.register(app)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -217,15 +218,92 @@ def evaluate(
             rich_help_panel="Failures",
         ),
     ] = 50,
+    serve: Annotated[
+        str | None,
+        typer.Option(
+            "--serve",
+            help="Start vllm or sglang with the card's recipe for this run, then stop it "
+            "(merged weights, merged once; log in the run folder).",
+            rich_help_panel="Serving",
+        ),
+    ] = None,
+    tp: Annotated[
+        int | None,
+        typer.Option(
+            "--tp", min=1, help="--serve: tensor-parallel size.", rich_help_panel="Serving"
+        ),
+    ] = None,
+    dp: Annotated[
+        int | None,
+        typer.Option(
+            "--dp",
+            min=1,
+            help="--serve: data-parallel size (default: fill the visible GPUs).",
+            rich_help_panel="Serving",
+        ),
+    ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            help="The server behind --base-url: vllm, sglang or openai (SGLang names a LoRA "
+            "module <base>:<adapter>).",
+            rich_help_panel="Serving",
+        ),
+    ] = None,
+    lora: Annotated[
+        bool,
+        typer.Option(
+            "--lora",
+            help="The server holds the adapter as a LoRA module, not merged (with --serve: "
+            "start it so).",
+            rich_help_panel="Serving",
+        ),
+    ] = False,
+    tower_lora: Annotated[
+        bool,
+        typer.Option(
+            "--tower-lora",
+            help="--serve --lora: vLLM's LoRA on the vision tower too.",
+            rich_help_panel="Serving",
+        ),
+    ] = False,
+    serve_timeout: Annotated[
+        float,
+        typer.Option(
+            min=1,
+            help="--serve: seconds the engine may take to serve the judge.",
+            rich_help_panel="Serving",
+        ),
+    ] = 1800.0,
 ) -> None:
     """Evaluate a judge on EditReward-Bench (run it with --judge, or score --predictions)."""
     if (predictions is None) == (judge is None):
         _fail("give exactly one of --predictions FILE or --judge NAME")
+    if serve is not None:
+        _check_serve_flags(serve, base_url, backend, server)
+        backend, server = "openai", serve
     # Fail on an unknown judge or an output that cannot be saved before loading any data.
     entry = _judge_entry(judge) if judge is not None else None
     run_dir, known_k = _check_run_folder(
         out, name, predictions, entry, k, overwrite, model, adapter, base_url
     )
+    serving: dict[str, Any] = {}
+    if server is not None:
+        serving["server"] = server
+    if lora:
+        serving["lora"] = True
+    plan = None
+    if serve is not None:  # an engine not on PATH, or a refused recipe, ends here
+        from ..runner import RunOptions
+        from .serve import plan_serve
+
+        assert judge is not None
+        plan = plan_serve(
+            serve, judge,
+            RunOptions(model=model, adapter=adapter, backend=backend,
+                       backend_options={**_parse_options(option), **serving}),
+            tp=tp, dp=dp, tower_lora=tower_lora, timeout=serve_timeout,
+        )  # fmt: skip
     bench = _load_bench(dataset, revision, split, max_image_pixels)
     try:
         bench = bench.subset(limit)
@@ -245,13 +323,18 @@ def evaluate(
             backend_options={
                 **_backend_options(timeout, dtype, device_map, min_pixels, max_pixels),
                 **_parse_options(option),
+                **serving,
             },
             stop=StopRule(all_failed_after=stop_after, min_passes=stop_min, persistent_share=stop_share),
         )  # fmt: skip
         if run_dir is not None:  # the settings known before loading the judge
             expected = {"kind": "judge", "dataset": bench.fingerprint, "seed": seed}
             _check_run_folder_holds(run_dir, {**expected, "k": known_k}, overwrite)
-        summary = _evaluate_judge(bench, judge, options, out, name, overwrite)
+        if plan is not None:
+            assert run_dir is not None
+            summary = _evaluate_served(bench, judge, options, run_dir, name, overwrite, plan)
+        else:
+            summary = _evaluate_judge(bench, judge, options, out, name, overwrite)
     for message in summary.warnings:
         _warn(message)
     for note in summary.notes:
@@ -336,7 +419,13 @@ def _evaluate_predictions(
 
 
 def _evaluate_judge(
-    bench: Any, judge: str, options: Any, out: Path | None, name: str | None, overwrite: bool
+    bench: Any,
+    judge: str,
+    options: Any,
+    out: Path | None,
+    name: str | None,
+    overwrite: bool,
+    before_exit: Callable[[], None] | None = None,
 ) -> Any:
     from ..runner import RunError, RunInterrupted, run_evaluation
 
@@ -346,7 +435,49 @@ def _evaluate_judge(
         _fail(str(exc))
     except RunInterrupted as exc:
         _console(stderr=True).print(f"[yellow]{_escape(str(exc))}[/]", soft_wrap=True)
+        if before_exit is not None:
+            before_exit()
         sys.stdout.flush()
         sys.stderr.flush()
         # Every finished pass is committed; do not wait for in-flight model calls.
         os._exit(130)
+
+
+def _check_serve_flags(
+    serve: str, base_url: list[str] | None, backend: str | None, server: str | None
+) -> None:
+    if base_url:
+        _fail("--serve starts its own server: drop --base-url (or drop --serve to use yours)")
+    if backend not in (None, "openai"):
+        _fail(f"--serve runs the judge on the server it starts, not on --backend {backend}")
+    if server not in (None, serve):
+        _fail(f"--serve {serve} starts {serve}: drop --server {server}")
+
+
+def _evaluate_served(
+    bench: Any,
+    judge: str,
+    options: Any,
+    run_dir: Path,
+    name: str | None,
+    overwrite: bool,
+    plan: Any,
+) -> Any:
+    """Start the engine, run the judge on it, stop it; its log ends up in the run folder."""
+    from ..backends.serving import describe
+    from ..engines import keep_log, live_log
+    from .serve import running_engine
+
+    live = live_log(run_dir)
+    try:
+        with running_engine(plan, live) as engine:
+            options.served_urls = [engine.base_url]
+            options.engine = describe(engine.recipe)
+
+            def before_exit() -> None:  # Ctrl-C: os._exit skips every finally
+                engine.stop()
+                keep_log(run_dir, live)
+
+            return _evaluate_judge(bench, judge, options, run_dir, name, overwrite, before_exit)
+    finally:
+        keep_log(run_dir, live)

@@ -1,4 +1,4 @@
-"""``erb judges``, ``settings``, ``prompts``, ``score`` and ``serve-command``: judges themselves."""
+"""``erb judges``, ``settings``, ``prompts`` and ``score``: judges themselves."""
 
 from __future__ import annotations
 
@@ -184,21 +184,3 @@ def score_cmd(
                 console.print(f"pass {rec['pass']} failed: {rec['error']}", markup=False)
     if result["passes_ok"] == 0:
         raise typer.Exit(1)
-
-
-def serve_command(
-    judge: Annotated[str, typer.Argument(help="Judge card name or path.")],
-    tp: Annotated[
-        int | None, typer.Option("--tp", min=1, help="Tensor-parallel size (GPUs per replica).")
-    ] = None,
-    port: Annotated[int, typer.Option(help="Port the server listens on.")] = 8000,
-) -> None:
-    """Print the `vllm serve` command that serves a judge for `--base-url`."""
-    from ..backends.serving import vllm_serve_command
-    from ..judges.options import parse_config
-
-    entry = _judge_entry(judge)
-    if entry.card is None or entry.card.protocol != "editscore" or not entry.card.model:
-        _fail(f"judge {judge!r} is not a model judge that vLLM can serve")
-    assert entry.card is not None
-    print(vllm_serve_command(parse_config(entry.card), tp=tp, port=port))

@@ -38,6 +38,8 @@ else:  # pragma: no cover
 #: (``<img1>: `` image ``<img2>: `` image, then text), or the chat template's order.
 Layout = Literal["text-first", "qwen2.5-vl", "images-first", "chat-template"]
 Dtype = Literal["auto", "bfloat16", "float16", "float32"]
+#: The kind of server behind an OpenAI-compatible endpoint.
+Server = Literal["vllm", "sglang", "openai"]
 _DTYPE_ALIASES = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32"}
 
 Affects = bool | Callable[["JudgeConfig"], bool]
@@ -150,6 +152,13 @@ class OpenAIOptions:
     image_format: ImageFormat = setting("jpeg", "how images are sent: jpeg (PIL's default quality, "
                                         "upstream's API path) or png (lossless, as a local model "
                                         "is handed the image)", affects=True, example="png")  # fmt: skip
+    # The same model answers whichever server holds it; only the request's model name differs.
+    server: Server = setting("vllm", "the server behind base_urls: vllm, sglang (a LoRA module is "
+                             "asked for as <base>:<adapter>) or openai; also picks the printed "
+                             "serving recipe", affects=False, example="sglang")  # fmt: skip
+    lora: bool = setting(False, "the server holds the card's adapter as a LoRA module (erb "
+                         "serve-command --lora), not merged into the weights (erb merge-adapter, "
+                         "the default)", affects=False, example=True)  # fmt: skip
     pre_resize: bool = setting(False, "resize each image as qwen-vl-utils does (factor 28, 4 to 16384 "
                                "vision tokens, PIL's default resampling) before sending it, as "
                                "upstream's vLLM path does", affects=True, example=True)  # fmt: skip
