@@ -1,6 +1,7 @@
 """The ``erb`` command line: thin commands over library functions.
 
-Each module holds one family of commands (``data``, ``evaluate``, ``judges``, ``reports``);
+Each module holds one family of commands (``data``, ``evaluate``, ``judges``, ``reports``,
+``editing``);
 ``common`` holds the console, the one-line error, the options they share and the judge
 lookup. Everything heavy is imported inside the command that needs it, so ``erb --help``
 and ``erb leaderboard`` start fast. Nothing in the library imports this package.
@@ -12,7 +13,7 @@ import sys
 
 import typer
 
-from . import data, evaluate, judges, reports
+from . import data, editing, evaluate, judges, reports
 from .common import _console
 from .evaluate import _print_paper_table
 
@@ -30,6 +31,7 @@ app.command("prompts")(judges.prompts_cmd)
 app.command("score")(judges.score_cmd)
 app.command("serve-command")(judges.serve_command)
 reports.register(app)
+editing.register(app, data.data_app)
 
 
 def main() -> None:
