@@ -67,8 +67,11 @@ class _Server(ThreadingHTTPServer):
 class ScriptedVLM:
     """Start with ``with ScriptedVLM(identify, script) as server: server.url``."""
 
-    def __init__(self, identify: Identify, script: Script, model: str = SERVED_MODEL) -> None:
+    def __init__(self, identify: Identify, script: Script, model: str = SERVED_MODEL,
+                 listed: tuple[str, ...] = ("gpt-4.1",)) -> None:  # fmt: skip
         self.identify = identify
+        #: The model ids GET /models lists (besides ``model``, the id every answer carries).
+        self.listed = (*listed, model)
         self.script = script
         self.model = model
         self.counts: Counter[tuple[int, str]] = Counter()
@@ -126,7 +129,7 @@ def _handler(vlm: ScriptedVLM) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def do_GET(self) -> None:
-            models = [{"id": name} for name in ("gpt-4.1", vlm.model)]
+            models = [{"id": name} for name in vlm.listed]
             self._send(200, json.dumps({"object": "list", "data": models}).encode())
 
         def do_POST(self) -> None:

@@ -296,6 +296,123 @@ def model_eval(
     _console().print(f"run folder: {summary.path}")
 
 
+def print_curves(metrics: dict[str, Any]) -> None:
+    """The evaluator's headline at each N: the selector's picks, the oracle's and random ones."""
+    from rich.table import Table
+
+    gedit = metrics["benchmark"] == "gedit"
+    fields = ("semantics", "quality", "overall") if gedit else ("overall",)
+    table = Table(
+        title=_escape(
+            f"Best-of-N: {metrics['model']} on {metrics['title']}; selector "
+            f"{metrics['selector'].get('name')} (k={metrics['selector_k']}), evaluator "
+            f"{metrics['evaluator'].get('name')} (k={metrics['evaluator_k']})"
+            + (" [SYNTHETIC data]" if metrics["dataset"].get("synthetic") else "")
+        )
+    )
+    table.add_column("N", justify="right")
+    table.add_column("field")
+    for curve in ("selector", "oracle", "random"):
+        table.add_column(curve, justify="right")
+    for n in metrics["n"]:
+        for f in fields:
+            cells = []
+            for curve in ("selector", "oracle", "random"):
+                point = metrics["curves"][curve][str(n)]
+                cells.append(_fmt(point["headline"][f]) + _ci(point["ci95"]["headline"][f]))
+            table.add_row(str(n) if f == fields[0] else "", f, *cells)
+    _console().print(table)
+    _console().print(
+        _escape("picked images: " + ", ".join(metrics.get("pick_folders", []))), soft_wrap=True
+    )
+
+
+def best_of_n(
+    benchmark: BenchOpt,
+    outputs: OutputsOpt,
+    selector: Annotated[
+        str, typer.Option(help="Judge that picks the best sample (e.g. editscore-7b).")
+    ],
+    evaluator: Annotated[
+        str, typer.Option(help="Judge that scores the picks (e.g. viescore-gpt-4.1).")
+    ],
+    n: Annotated[
+        int | None,
+        typer.Option("--n", min=1, help="Most samples per item (default: all available)."),
+    ] = None,
+    selector_k: Annotated[
+        int | None, typer.Option(min=1, help="Selector passes per sample (default: its card's).")
+    ] = None,
+    evaluator_k: Annotated[
+        int | None, typer.Option(min=1, help="Evaluator passes (default: its card's).")
+    ] = None,
+    dataset: EditDatasetOpt = None,
+    revision: Annotated[str | None, typer.Option(help="GEdit: hub revision to pin.")] = None,
+    split: Annotated[str | None, typer.Option(help="GEdit: split (default train).")] = None,
+    language: LanguageOpt = "en",
+    images: ImagesOpt = None,
+    model_name: Annotated[str | None, typer.Option(help="The editing model's name.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run folder (default under reports/runs).")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Run name (folder under reports/runs).")] = None,
+    overwrite: OverwriteOpt = False,
+    seed: Annotated[int, typer.Option(help="Base seed of pass i (seed + i).")] = 42,
+    concurrency: Annotated[int, typer.Option(min=1, help="Samples judged at once.")] = 8,
+    store: Annotated[
+        Path | None, typer.Option(help="Pass store (default $ERB_STORE or the user cache).")
+    ] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Ignore stored passes.")] = False,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Judge again passes stored as failed.")
+    ] = False,
+    base_url: Annotated[
+        list[str] | None, typer.Option("--base-url", help="Endpoint(s) for both judges.")
+    ] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="Environment variable holding the API key.")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option(min=0.1, help="OpenAI backend: request timeout (s).")
+    ] = None,
+    bootstrap: Annotated[
+        int, typer.Option(min=0, help="Bootstrap resamples for the 95% intervals.")
+    ] = 1000,
+    option: OptionOpt = None,
+) -> None:
+    """Best-of-N: a selector judge picks each item's best sample, an evaluator scores the picks."""
+    _judge_entry(selector)
+    _judge_entry(evaluator)
+    _check_out(out, overwrite)
+    _quiet_libraries()
+    from ..editing.best_of_n import BestOfNRequest, run_best_of_n
+    from ..runner import RunError, RunInterrupted
+
+    options = _run_options(
+        k=None, seed=seed, concurrency=concurrency, store=store, fresh=fresh, retry_failed=retry_failed,
+        model=None, adapter=None, backend=None, base_url=base_url, api_key_env=api_key_env,
+        batch_size=None, max_retries=None, bootstrap=bootstrap, timeout=timeout, dtype=None,
+        device_map=None, min_pixels=None, max_pixels=None, option=option, stop_after=20,
+        stop_min=50, stop_share=0.5,
+    )  # fmt: skip
+    request = BestOfNRequest(benchmark.value, outputs, selector, evaluator, dataset=dataset, revision=revision,
+                             split=split, language=language, images=images, model_name=model_name, n=n,
+                             selector_k=selector_k, evaluator_k=evaluator_k, out=out, name=name,
+                             overwrite=overwrite)  # fmt: skip
+    try:
+        summary = run_best_of_n(request, options)
+    except RunError as exc:
+        _fail(str(exc))
+    except RunInterrupted as exc:
+        _interrupted(exc)
+    for message in summary.warnings:
+        _warn(message)
+    for note in summary.notes:
+        _console().print(note, markup=False, highlight=False, soft_wrap=True)
+    print_curves(summary.metrics)
+    _console().print(f"run folder: {summary.path}")
+
+
 def _interrupted(exc: Exception) -> None:
     _console(stderr=True).print(f"[yellow]{_escape(str(exc))}[/]", soft_wrap=True)
     sys.stdout.flush()
@@ -326,4 +443,5 @@ def synth_editing(
 
 def register(app: typer.Typer, data_app: typer.Typer) -> None:
     app.command("model-eval")(model_eval)
+    app.command("best-of-n")(best_of_n)
     data_app.command("synth-editing")(synth_editing)
