@@ -441,6 +441,82 @@ def synth_editing(
         typer.echo(line)
 
 
+def split_model_runs(folders: list[Path]) -> tuple[list[Path], list[Path]]:
+    """(judge runs, editing-model runs) of the given run folders."""
+    from ..editing.runs import read_kind
+
+    model = [f for f in folders if read_kind(f) is not None]
+    return [f for f in folders if read_kind(f) is None], model
+
+
+def write_model_board(folders: list[Path], judges_target: Path | None, fmt: str) -> None:
+    """The editing models' board, beside the judges' page: ``<page>-models.html``."""
+    if fmt != "html":
+        typer.echo(
+            f"note: {len(folders)} editing-model run(s) are left out of this table; "
+            "their own board is written by `erb leaderboard` (html)",
+            err=True,
+        )
+        return
+    from ..editing.report import load_model_run, render_model_board
+    from .reports import DEFAULT_LEADERBOARD, _check_target, _write_page
+
+    base = judges_target or DEFAULT_LEADERBOARD
+    target = base.with_name(f"{base.stem}-models.html")
+    _check_target(target, "leaderboard-models.html")
+    try:
+        runs = [load_model_run(f) for f in folders]
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot read an editing-model run: {exc}")
+    _write_page(target, render_model_board(runs))
+    typer.echo(f"wrote {target} ({len(runs)} editing-model run(s))")
+
+
+def model_report(run: Path, target: Path, samples: int, *, default_place: bool) -> None:
+    from ..editing.report import load_model_run, render_model_report
+    from .reports import REPORT_PAGE, _check_target, _write_page
+
+    _check_target(target, REPORT_PAGE)
+    try:
+        loaded = load_model_run(run)
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot read the run {run}: {exc}")
+    page = render_model_report(loaded, samples=samples)
+    if default_place:
+        from ..outputs import add_to_marker
+
+        add_to_marker(run, REPORT_PAGE)
+    _write_page(target, page)
+    typer.echo(f"wrote {target}")
+
+
+def model_verify(run: Path) -> int:
+    """``erb verify`` of an editing-model run: recompute it from its records; the exit status."""
+    from ..editing.report import load_model_run, verify_model_run
+
+    try:
+        loaded = load_model_run(run)
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot read the run {run}: {exc}")
+    typer.echo(
+        f"verifying {run} ({loaded.kind}: {loaded.metrics.get('model')} on {loaded.metrics.get('title')})"
+    )
+    result = verify_model_run(loaded)
+    for line in result.checked:
+        typer.echo(f"  ok        {line}")
+    for line in result.notes:
+        typer.echo(f"  note      {line}")
+    for line in result.mismatches:
+        typer.echo(f"  MISMATCH  {line}")
+    if result.status == "verified":
+        typer.echo("verified: metrics.json follows exactly from records.parquet")
+    elif result.status == "mismatch":
+        typer.echo(f"NOT verified: {len(result.mismatches)} mismatch(es)", err=True)
+    else:
+        typer.echo(f"cannot verify: {result.error}", err=True)
+    return result.exit_code
+
+
 def register(app: typer.Typer, data_app: typer.Typer) -> None:
     app.command("model-eval")(model_eval)
     app.command("best-of-n")(best_of_n)
