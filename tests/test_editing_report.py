@@ -184,3 +184,22 @@ def test_synth_editing_refuses_a_users_folder(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "not written by erb" in result.output
     assert [p.name for p in tmp_path.iterdir()] == ["mine.txt"]
+
+
+def test_the_readme_commands_run_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's "Scoring editing models" block, command by command, in a fresh folder."""
+    import shlex
+
+    from conftest import REPO
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    block = text.split("<!-- readme:editing -->", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ERB_STORE", str(tmp_path / "store.sqlite"))
+    for line in block.strip().splitlines():
+        command = line.split("#", 1)[0].replace("/tmp/erb-edit", str(tmp_path / "erb-edit"))
+        argv = shlex.split(command)
+        assert argv[0] == "erb"
+        result = runner.invoke(app, argv[1:])
+        assert result.exit_code == 0, (line, result.output)
+    assert (tmp_path / "reports" / "leaderboard-models.html").is_file()
