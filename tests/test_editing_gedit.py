@@ -200,3 +200,34 @@ def test_no_outputs_at_all_is_one_line_before_judging(tmp_path: Path) -> None:
             RunOptions(store=tmp_path / "s.sqlite", progress=False),
         )  # fmt: skip
     assert not (tmp_path / "run").exists()
+
+
+def test_flat_and_jsonl_outputs_are_judged_against_the_datasets_input_image(tmp_path: Path) -> None:
+    from editreward_bench.editing.synth import gedit_items, toy_edit
+
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    lines = []
+    for item in gedit_items():
+        if item.language == "en":
+            toy_edit(item, "careful", 0).save(flat / f"{item.key}.png")
+            lines.append(json.dumps({"key": item.key, "path": f"flat/{item.key}.png"}))
+    (tmp_path / "outputs.jsonl").write_text("\n".join(lines) + "\n")
+    results = []
+    for outputs in (flat, tmp_path / "outputs.jsonl"):
+        summary = run_model_eval(
+            ModelEvalRequest(
+                "gedit",
+                outputs,
+                "image-diff",
+                dataset="gedit-mini",
+                out=tmp_path / f"run-{outputs.stem}",
+            ),
+            RunOptions(store=tmp_path / "s.sqlite", progress=False),
+        )
+        assert summary.metrics["counts"]["scored"] == 33
+        results.append(summary.metrics)
+    assert [m["outputs"]["layout"] for m in results] == ["flat", "jsonl"]
+    assert results[0]["headline"] == results[1]["headline"]
+    records = read_records(tmp_path / "run-flat" / "records.parquet")
+    assert all(r["source_path"].startswith("input_image of row") for r in records)

@@ -226,3 +226,15 @@ def test_the_rubric_protocol_refuses_gedit(tmp_path: Path) -> None:
             ModelEvalRequest("gedit", tmp_path / "out", "imgedit-gpt-4.1", dataset="gedit-mini", out=tmp_path / "run"),
             RunOptions(store=tmp_path / "s.sqlite", progress=False, base_urls=["http://127.0.0.1:9/v1"]),
         )  # fmt: skip
+
+
+def test_images_elsewhere_are_found_with_images(tmp_path: Path) -> None:
+    import shutil
+
+    write_imgedit(tmp_path / "data")
+    shutil.move(str(tmp_path / "data" / "synthetic"), str(tmp_path / "singleturn"))
+    (tmp_path / "singleturn").rename(tmp_path / "extracted")
+    (tmp_path / "root").mkdir()
+    shutil.move(str(tmp_path / "extracted"), str(tmp_path / "root" / "synthetic"))
+    bench = load_imgedit(tmp_path / "data", images=tmp_path / "root")
+    assert bench.original(bench.rows[0]).read()[:2] == b"\xff\xd8"  # the JPEG original, as it is

@@ -193,7 +193,10 @@ def model_eval(
         typer.Option("--k", "-k", min=1, help="Judge passes per output (default: the card's)."),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="Run folder (default reports/runs/MODEL--BENCH--JUDGE).")
+        Path | None,
+        typer.Option(
+            help="Run folder (default: a folder under reports/runs named after the model, benchmark and judge)."
+        ),
     ] = None,
     name: Annotated[str | None, typer.Option(help="Run name (folder under reports/runs).")] = None,
     overwrite: OverwriteOpt = False,
