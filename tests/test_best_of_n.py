@@ -193,3 +193,16 @@ def test_tie_rule_and_failures_rank_last() -> None:
 def test_gedit_mini_rows_are_what_the_test_uses() -> None:
     bench = load_gedit("gedit-mini")
     assert [r.key for r in bench.rows_for("en")] == [item.key for item in items()]
+
+
+def test_the_picks_folder_chains_into_model_eval(setup: dict[str, Any]) -> None:
+    """picks/best4 is a model's outputs in Step1X-Edit's layout: model-eval on it with the
+    evaluator gives the selector curve's point at N = 4."""
+    with ScriptedVLM(identify, script, listed=LISTED) as server:
+        bon = _run(setup, server, "bon-chain")
+        picked = setup["where"] / "bon-chain" / "picks" / "best4"
+        single = run_model_eval(
+            ModelEvalRequest("gedit", picked, EVALUATOR, dataset="gedit-mini", out=setup["where"] / "chained"),
+            RunOptions(store=setup["store"], progress=False, base_urls=[server.url]),
+        )  # fmt: skip
+    assert single.metrics["headline"] == bon.metrics["curves"]["selector"]["4"]["headline"]

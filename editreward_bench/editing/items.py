@@ -71,19 +71,17 @@ class EditItem:
 
     def load_images(self) -> tuple[PILImage.Image, PILImage.Image]:
         """(source, edited), both RGB, the edit at the source's size: GEdit-Bench's sequence."""
-        from PIL import Image, ImageOps
-
-        raw = Image.open(BytesIO(self.source_bytes()))
-        edited = Image.open(BytesIO(self.edited_bytes())).convert("RGB").resize(raw.size)
-        source = ImageOps.exif_transpose(raw).convert("RGB")
-        return source, ImageOps.exif_transpose(edited).convert("RGB")
+        return self.load_source(), self.load_edited()
 
     def load_source(self) -> PILImage.Image:
+        """The source as it is, then EXIF-transposed and converted to RGB."""
         from PIL import Image, ImageOps
 
         return ImageOps.exif_transpose(Image.open(BytesIO(self.source_bytes()))).convert("RGB")
 
     def load_edited(self) -> PILImage.Image:
+        """The edit converted to RGB and resized to the source's (stored) size, then
+        EXIF-transposed and converted to RGB."""
         from PIL import Image, ImageOps
 
         size = Image.open(BytesIO(self.source_bytes())).size  # the header only

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..failures import FailureWatch, reason
 from ..judges import Judge, JudgeTask, PassResult
-from ..runner import CLAIM_CHUNK, RunInterrupted, RunOptions, execute
+from ..runner import CLAIM_CHUNK, RunInterrupted, RunOptions, _restrict, execute
 from ..store import PassStore
 from .items import EditItem
 
@@ -45,19 +45,6 @@ class Judged:
     @property
     def reused(self) -> int:
         return self.passes_total - self.judged_now
-
-
-def _restrict(tasks: Sequence[JudgeTask], keep: set[tuple[str, int]],
-              fps: dict[str, str]) -> list[JudgeTask]:  # fmt: skip
-    out = []
-    for task in tasks:
-        fp = fps[task.candidate.key]
-        pairs = [(p, s) for p, s in zip(task.passes, task.seeds, strict=True) if (fp, p) in keep]
-        if pairs:
-            out.append(
-                JudgeTask(task.candidate, tuple(p for p, _ in pairs), tuple(s for _, s in pairs))
-            )
-    return out
 
 
 def judge_items(

@@ -259,7 +259,6 @@ def run_model_eval(request: ModelEvalRequest, options: RunOptions) -> ModelEvalS
             f"{counts['failed']} failed and {counts['missing']} missing of {counts['items']} items: "
             "the authors' numbers leave them out, as their scripts do; failures_as_zero counts them as 0"
         )
-    from ..results import now_iso as _now
     from ..results import package_versions
 
     metrics = {
@@ -276,7 +275,7 @@ def run_model_eval(request: ModelEvalRequest, options: RunOptions) -> ModelEvalS
         "outputs": outputs_info,
         **numbers,
         "notes": notes,
-        "created": _now(),
+        "created": now_iso(),
         "versions": package_versions(),
     }
     write_folder(out, records=rows, manifest_data=base, metrics=metrics)

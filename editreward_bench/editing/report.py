@@ -188,31 +188,32 @@ def _fields(metrics: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [("overall", "score")]
 
 
+@dataclass(frozen=True)
+class _ImageSize:
+    """What :class:`~editreward_bench.report.samples.Thumbnails` needs to know of an image."""
+
+    sha: str
+    width: int
+    height: int
+
+
 def _thumb(thumbs: Any, path: str | None) -> str | None:
     """The CSS class of a file's thumbnail (None when it is not a readable file)."""
     import hashlib
+    import io
 
     from PIL import Image
 
     if not path or not Path(path).is_file():
         return None
     data = Path(path).read_bytes()
-
-    @dataclass(frozen=True)
-    class _Ref:
-        sha: str
-        width: int
-        height: int
-
     try:
-        import io
-
         with Image.open(io.BytesIO(data)) as img:
             width, height = img.size
     except Exception:
         return None
     css_class: str | None = thumbs.get(
-        _Ref(hashlib.sha256(data).hexdigest(), width, height), lambda: data, 64_000_000
+        _ImageSize(hashlib.sha256(data).hexdigest(), width, height), lambda: data, 64_000_000
     )
     return css_class
 
