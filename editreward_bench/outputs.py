@@ -246,6 +246,8 @@ def check_output_file(
 
 def run_settings(manifest: Mapping[str, Any]) -> dict[str, Any]:
     """What makes a run the run it is, from its manifest.json."""
+    if isinstance(manifest.get("run_settings"), dict):  # runs that state their own (model runs)
+        return dict(manifest["run_settings"])
     judge = manifest.get("judge") or {}
     dataset = manifest.get("dataset") or {}
     if judge.get("kind") == "predictions":

@@ -250,6 +250,9 @@ class OpenAIBackend(Backend):
             except openai.APIStatusError as exc:
                 status = exc.status_code
                 last_error = f"HTTP {status}: {self._status_message(exc, str(client.base_url))}"
+                code = getattr(exc, "code", None)
+                if isinstance(code, str) and code:  # e.g. content_policy_violation
+                    last_error += f" (code {code})"
                 if status not in RETRYABLE_STATUS:
                     return GenResponse([], error=last_error)
                 retry_after = _retry_after(exc)
@@ -374,6 +377,7 @@ def _completion(completion: Any, url: str) -> GenResponse:
         return GenResponse([], error=_not_an_api(url, f"it answered {what}"))
     try:
         texts = [(choice.message.content or "").strip() for choice in completion.choices]
+        finish = [str(choice.finish_reason or "") for choice in completion.choices]
         usage = completion.usage
         prompt_tokens = usage.prompt_tokens if usage else None
         completion_tokens = usage.completion_tokens if usage else None
@@ -381,7 +385,14 @@ def _completion(completion: Any, url: str) -> GenResponse:
         return GenResponse(
             [], error=_not_an_api(url, f"its answer is not a chat completion ({exc})")
         )
-    return GenResponse(texts, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+    served = completion.model if isinstance(completion.model, str) else None
+    return GenResponse(
+        texts,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        model=served,
+        finish_reasons=finish,
+    )
 
 
 def _model_ids(response: Any) -> list[str] | None:

@@ -1,7 +1,7 @@
 """The ``erb`` command line: thin commands over library functions.
 
 Each module holds one family of commands (``data``, ``evaluate``, ``judges``, ``reports``,
-``reward``, ``serve``);
+``reward``, ``serve``, ``editing``);
 ``common`` holds the console, the one-line error, the options they share and the judge
 lookup. Everything heavy is imported inside the command that needs it, so ``erb --help``
 and ``erb leaderboard`` start fast. Nothing in the library imports this package.
@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-from . import data, evaluate, judges, reports, reward, serve
+from . import data, editing, evaluate, judges, reports, reward, serve
 from .common import _console
 from .evaluate import _print_paper_table
 
@@ -34,6 +34,7 @@ app.command("serve")(serve.serve_cmd)
 app.command("merge-adapter")(serve.merge_adapter_cmd)
 reports.register(app)
 reward.register(app)
+editing.register(app, data.data_app)
 
 
 def main() -> None:

@@ -110,7 +110,18 @@ def leaderboard(
     )
 
     try:
-        loaded = load_runs(find_run_folders(list(runs or [])))
+        folders = find_run_folders(list(runs or []))
+    except RunFolderError as exc:
+        _fail(str(exc))
+    from .editing import split_model_runs, write_model_board
+
+    folders, model_folders = split_model_runs(folders)
+    if model_folders:  # editing models are ranked on their own board, never beside judges
+        write_model_board(model_folders, target, fmt.value)
+        if not folders:
+            return
+    try:
+        loaded = load_runs(folders)
         check_same_dataset(loaded, allow_mixed=allow_mixed)
     except (RunFolderError, MixedDatasetsError) as exc:
         _fail(str(exc))
@@ -164,6 +175,11 @@ def report(
     ] = 50,
 ) -> None:
     """One run's page: tables, subtask heatmap, Avg@k, samples, provenance, verification."""
+    from .editing import model_report, split_model_runs
+
+    if split_model_runs([run])[1]:
+        model_report(run, out or run / REPORT_PAGE, samples, default_place=out is None)
+        return
     from ..published import read_published
     from ..report.html import render_report
     from ..report.runs import RunFolderError, load_run
@@ -201,6 +217,10 @@ def verify(
     revision: Annotated[str | None, typer.Option(help="Hub revision of --dataset.")] = None,
 ) -> None:
     """Recompute a run's metrics from its records and check them (exit 0 match, 1 mismatch, 2 cannot check)."""
+    from .editing import model_verify, split_model_runs
+
+    if split_model_runs([run])[1]:
+        raise typer.Exit(model_verify(run))
     from ..report.runs import RunFolderError, load_run
     from ..report.verify import BenchmarkCache, verify_run
 

@@ -70,6 +70,14 @@ def build_judge(
             f"({exc.name or exc}); install them with: pip install 'erb[{extra}]'"
         ) from exc
     backend = backend_cls.from_config(config)
+    if card.protocol == "viescore":
+        from .viescore import VIEScoreJudge
+
+        return VIEScoreJudge(config, backend)
+    if card.protocol == "imgedit":
+        from .imgedit import ImgEditJudge
+
+        return ImgEditJudge(config, backend)
     return EditScoreJudge(config, backend)
 
 

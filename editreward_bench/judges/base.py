@@ -296,6 +296,10 @@ class GenResponse:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     error: str | None = None
+    #: The model id the server said answered (an API's dated snapshot), when it says one.
+    model: str | None = None
+    #: Each choice's finish reason (``stop``, ``length``, ``content_filter``...), when given.
+    finish_reasons: list[str] | None = None
 
 
 class Backend(ABC):

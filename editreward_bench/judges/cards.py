@@ -19,7 +19,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-PROTOCOLS = ("editscore", "random", "image-diff")
+PROTOCOLS = ("editscore", "viescore", "imgedit", "random", "image-diff")
 BACKENDS = ("transformers", "openai", "none")
 #: The upstream code path that produced a card's paper row: offline vLLM (``LLM.generate``
 #: with explicit ``SamplingParams``), transformers ``generate`` (on top of the model's
