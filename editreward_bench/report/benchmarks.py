@@ -258,10 +258,10 @@ def to_csv(groups: Sequence[Group], rows: Sequence[Row]) -> str:
             cell = row.cells.get(g.key)
             if cell is None:
                 continue
-            ci: list[float | None] = list(cell.strict_ci or [None, None])
+            low, high = cell.strict_ci if cell.strict_ci else (None, None)
             writer.writerow([row.label, row.reported, g.benchmark, g.split or "", g.dataset,
                              g.synthetic, cell.authors_name or "", _fmt(cell.authors),
-                             _fmt(cell.strict), _fmt(ci[0]), _fmt(ci[1]), cell.origin])  # fmt: skip
+                             _fmt(cell.strict), _fmt(low), _fmt(high), cell.origin])  # fmt: skip
     return buf.getvalue()
 
 
