@@ -56,6 +56,37 @@ def test_genai_pointwise_numbers_equal_eval_bench_functions(genai, split) -> Non
     assert result.headline == ("accuracy_with_ties", expected["accuracy_with_ties"])
 
 
+def test_genai_metrics_json_holds_the_authors_numbers(tmp_path: Path) -> None:
+    expected = SNAPSHOT["genai"]["test_v1"]
+    preds = tmp_path / "known.jsonl"
+    preds.write_text("".join(
+        json.dumps({"key": alias, "overall": v}) + "\n" for alias, v in expected["scores"].items()
+    ))  # fmt: skip
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["evaluate", "--benchmark", "genai-bench-edit", "--dataset",
+                                 "mini", "--split", "test_v1", "--predictions", str(preds),
+                                 "--out", str(out)], catch_exceptions=False)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["authors"] == {k: expected[k] for k in ("samples", "accuracy_with_ties",
+                                                           "accuracy_without_ties")}  # fmt: skip
+    assert metrics["dataset"]["split"] == "test_v1"
+
+
+def test_strict_worked_example_of_the_module_docstring() -> None:
+    from editreward_bench.benchmarks.base import Comparison
+
+    cases = [("first", 3, 1), ("first", 2, 2), ("second", 1, 4), ("tie", 5, 5), ("tie", 5, 4)]
+    comparisons, scores = [], {}
+    for i, (label, s0, s1) in enumerate(cases):
+        keys = (f"a{i}", f"b{i}")
+        comparisons.append(Comparison(i, i, str(i), str(i), "s", keys, label, label))  # type: ignore[arg-type]
+        scores.update({keys[0]: float(s0), keys[1]: float(s1)})
+    strict = strict_metrics(judge_pointwise(comparisons, scores), 0)
+    assert strict["accuracy"] == 3 / 5 and strict["preference_accuracy"] == 2 / 3
+    assert strict["judge_ties"] == 1 and strict["human_tie_accuracy"] == 1 / 2
+
+
 def test_the_split_is_part_of_the_identity(genai, tmp_path: Path) -> None:
     test = genai.load("mini", split="test")
     v1 = genai.load("mini", split="test_v1")

@@ -311,6 +311,22 @@ def test_one_candidate_shared_by_rows_is_judged_once(tmp_path: Path, bench) -> N
     assert usage["passes_reused"] == 2 and usage["passes_judged_now"] == 18
 
 
+def test_limit_keeps_whole_groups(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    preds = tmp_path / "p.jsonl"
+    preds.write_text("".join(json.dumps({"key": a, "overall": v}) + "\n"
+                             for a, v in SNAPSHOT["scores"].items()))  # fmt: skip
+    result = runner.invoke(app, ["evaluate", "--benchmark", "tiger-editreward", "--dataset",
+                                 "mini", "--predictions", str(preds), "--limit", "9", "--out",
+                                 str(out), "--bootstrap", "0"], catch_exceptions=False)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    # 8 two-pair rows, then the first 3-pair row: its whole group (3 rows) comes along.
+    assert metrics["dataset"]["rows"] == 11
+    assert metrics["authors"]["3-Pair"]["strict_total_samples"] == 1
+    assert "4-Pair" not in metrics["authors"]
+
+
 def test_data_info_and_keys(tmp_path: Path, bench) -> None:
     result = runner.invoke(app, ["data", "info", "mini", "--benchmark", "tiger-editreward",
                                  "--json"], catch_exceptions=False)  # fmt: skip
