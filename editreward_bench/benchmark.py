@@ -523,7 +523,8 @@ def _tiger_message(label: str) -> str:
     return (
         f"{label} looks like {TIGER_HUB_ID} (the EditReward paper's benchmark: columns "
         f"source_image, candidate_1, candidate_2, ranking). It shares the name but not the "
-        f"schema or protocol of {HUB_ID}, which erb evaluates. Use --dataset {HUB_ID}."
+        f"schema or protocol of {HUB_ID}: evaluate it as its own benchmark with "
+        f"--benchmark tiger-editreward, or use --dataset {HUB_ID}."
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -91,8 +92,12 @@ def _number(value: Any, name: str, where: str) -> float:
     return number
 
 
-def read_predictions(path: str | Path) -> Predictions:
-    """Parse and validate a predictions file; errors name the offending line."""
+def read_predictions(path: str | Path, required: Sequence[str] = DIMENSIONS) -> Predictions:
+    """Parse and validate a predictions file; errors name the offending line.
+
+    ``required`` are the scores every line must have (the other benchmarks need only
+    ``overall``); the other sub-scores are kept when present.
+    """
     import hashlib
 
     path = Path(path)
@@ -127,10 +132,10 @@ def read_predictions(path: str | Path) -> Predictions:
                 f"{where}: duplicate key {_show(key)} (first on line {first_line[key]})"
             )
         first_line[key] = number
-        missing = [d for d in DIMENSIONS if d not in obj]
+        missing = [d for d in required if d not in obj]
         if missing:
             raise PredictionsError(f"{where}: missing score(s) {missing} for key {_show(key)}")
-        entry = {d: _number(obj[d], d, where) for d in DIMENSIONS}
+        entry = {d: _number(obj[d], d, where) for d in DIMENSIONS if d in required or d in obj}
         if obj.get("perceptual_quality") is not None:
             entry["perceptual_quality"] = _number(
                 obj["perceptual_quality"], "perceptual_quality", where

@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-from . import data, editing, evaluate, judges, reports, reward, serve
+from . import benchmarks, data, editing, evaluate, judges, reports, reward, serve
 from .common import _console
 from .evaluate import _print_paper_table
 
@@ -25,6 +25,7 @@ app = typer.Typer(
 )
 app.add_typer(data.data_app, name="data")
 app.command()(evaluate.evaluate)
+app.command("benchmarks")(benchmarks.benchmarks_cmd)
 app.command("judges")(judges.judges_cmd)
 app.command("settings")(judges.settings_cmd)
 app.command("prompts")(judges.prompts_cmd)

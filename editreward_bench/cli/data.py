@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from .benchmarks import BenchmarkOpt, data_info_benchmark
 from .common import (
     DEFAULT_DATASET,
     OverwriteOpt,
@@ -121,9 +122,23 @@ def data_info(
     revision: RevisionOpt = None,
     split: SplitOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    benchmark: BenchmarkOpt = "editreward-bench",
+    keys: Annotated[
+        bool,
+        typer.Option(
+            "--keys",
+            help="Other benchmarks: list every candidate's key and aliases (JSONL), the names "
+            "a predictions file may use.",
+        ),
+    ] = False,
 ) -> None:
-    """Rows per subtask x dimension, candidates, image sizes and the fingerprint."""
+    """Rows per subtask x dimension, candidates, image sizes and the fingerprint
+    (--benchmark NAME: that benchmark's parts, labels and candidates)."""
     import json
+
+    if benchmark != "editreward-bench":
+        data_info_benchmark(benchmark, source, revision, split, json_out, keys)
+        return
 
     from rich.table import Table
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from .benchmarks import BenchmarkOpt, evaluate_benchmark, is_pairwise
 from .common import (
     DEFAULT_DATASET,
     DatasetOpt,
@@ -97,6 +98,7 @@ def _default_run_dir(name: str) -> Path:
 
 
 def evaluate(
+    benchmark: BenchmarkOpt = "editreward-bench",
     predictions: Annotated[
         Path | None,
         typer.Option(
@@ -275,8 +277,28 @@ def evaluate(
             rich_help_panel="Serving",
         ),
     ] = 1800.0,
+    orders: Annotated[
+        str | None,
+        typer.Option(
+            help="Pairwise judges: random (one seeded order per row, the default), forward "
+            "(the dataset's order) or both (accuracy per order and the flip rate).",
+        ),
+    ] = None,
 ) -> None:
-    """Evaluate a judge on EditReward-Bench (run it with --judge, or score --predictions)."""
+    """Evaluate a judge on EditReward-Bench (run it with --judge, or score --predictions);
+    --benchmark picks another benchmark (`erb benchmarks`)."""
+    if benchmark != "editreward-bench" or is_pairwise(judge) or orders is not None:
+        evaluate_benchmark(
+            benchmark=benchmark, predictions=predictions, judge=judge, orders=orders,
+            dataset=dataset, revision=revision, split=split, limit=limit, out=out, name=name,
+            overwrite=overwrite, seed=seed, concurrency=concurrency, store=store, fresh=fresh,
+            retry_failed=retry_failed, k=k, model=model, adapter_name=adapter, backend=backend,
+            base_url=base_url, api_key_env=api_key_env, batch_size=batch_size,
+            max_retries=max_retries, option=option, max_image_pixels=max_image_pixels,
+            backend_options=_backend_options(timeout, dtype, device_map, min_pixels, max_pixels),
+            bootstrap=bootstrap,
+        )  # fmt: skip
+        return
     if (predictions is None) == (judge is None):
         _fail("give exactly one of --predictions FILE or --judge NAME")
     if serve is not None:

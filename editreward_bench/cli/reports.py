@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -94,12 +94,21 @@ def leaderboard(
     samples: Annotated[
         int, typer.Option(min=0, help="Sample browser: at most this many rows per judge.")
     ] = 50,
+    by_benchmark: Annotated[
+        bool,
+        typer.Option(
+            "--by-benchmark",
+            help="One column group per benchmark (automatic when runs on other benchmarks "
+            "than EditReward-Bench are given).",
+        ),
+    ] = False,
 ) -> None:
     """Build the leaderboard: one self-contained HTML page (or the main table as md/csv/latex)."""
     target = out if out is not None or fmt != TableFormat.html else DEFAULT_LEADERBOARD
     if target is not None:
         _check_target(target, f"leaderboard.{_EXTENSIONS[fmt]}")
     from ..published import read_published
+    from ..report.benchmarks import uses_other_benchmarks
     from ..report.runs import (
         MixedDatasetsError,
         RunFolderError,
@@ -122,6 +131,9 @@ def leaderboard(
             return
     try:
         loaded = load_runs(folders)
+        if by_benchmark or uses_other_benchmarks(loaded):
+            _benchmark_leaderboard(loaded, target, fmt, all_runs)
+            return
         check_same_dataset(loaded, allow_mixed=allow_mixed)
     except (RunFolderError, MixedDatasetsError) as exc:
         _fail(str(exc))
@@ -165,6 +177,35 @@ def leaderboard(
     typer.echo(f"wrote {target} ({len(loaded)} run(s), {_size(target)})")
 
 
+def _benchmark_leaderboard(
+    runs: list[Any], target: Path | None, fmt: TableFormat, all_runs: bool
+) -> None:
+    """The cross-benchmark page: a column group per benchmark and dataset."""
+    from ..report.benchmarks import render
+
+    if fmt == TableFormat.latex:
+        _fail("the cross-benchmark leaderboard is html, md or csv")
+    text, notes = render(runs, fmt.value, all_runs=all_runs)
+    for line in notes:
+        _note(f"note: {line}")
+    if target is None:
+        sys.stdout.write(text)
+        return
+    _write_page(target, text)
+    typer.echo(f"wrote {target} ({len(runs)} run(s), one column group per benchmark)")
+
+
+def _refuse_other_benchmark(run: Any, command: str) -> None:
+    from ..report.benchmarks import EDITREWARD, run_benchmark
+
+    name = run_benchmark(run)
+    if name != EDITREWARD:
+        _fail(
+            f"{run.path} is a run on {name}: `erb {command}` covers EditReward-Bench runs; its "
+            "metrics.json holds the authors' and erb's numbers, and `erb leaderboard` shows it"
+        )
+
+
 def report(
     run: Annotated[Path, typer.Argument(help="The run folder.")],
     out: Annotated[
@@ -188,6 +229,7 @@ def report(
         loaded = load_run(run)
     except RunFolderError as exc:
         _fail(str(exc))
+    _refuse_other_benchmark(loaded, "report")
     target = out or run / REPORT_PAGE
     _check_target(target, REPORT_PAGE)
     paper_judge = loaded.judge.get("paper_judge")
@@ -228,6 +270,7 @@ def verify(
         loaded = load_run(run)
     except RunFolderError as exc:
         _fail(str(exc))
+    _refuse_other_benchmark(loaded, "verify")
     from ..benchmark import quiet_datasets
 
     quiet_datasets()
