@@ -304,18 +304,9 @@ def _run(
             )
         )
         tasks = plan_tasks(bench, k, options.seed, have, cand_fps)
-        todo = sum(len(t.passes) for t in tasks)
-        progress = _Progress(watch=FailureWatch(options.stop))
         t0 = time.monotonic()
-        stopped: str | None = None
-        try:
-            _judge_all(judge, judge_fp, tasks, store, cand_fps, options, progress, todo)
-        except KeyboardInterrupt:
-            store.release(judge_fp)
-            raise RunInterrupted(progress.judged, todo, store_path) from None
-        except _Stop as why:
-            store.release(judge_fp)
-            stopped = str(why)
+        progress = judge_tasks(judge, judge_fp, tasks, store, cand_fps, options)
+        stopped = progress.stopped
         judging_seconds = time.monotonic() - t0
 
         try:
@@ -421,6 +412,42 @@ class _Progress:
     judged: int = 0
     transient: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     watch: FailureWatch = field(default_factory=lambda: FailureWatch(StopRule()))
+    #: Why judging stopped early (:class:`~editreward_bench.failures.StopRule`), or None.
+    stopped: str | None = None
+
+
+def judge_tasks(
+    judge: Judge,
+    judge_fp: str,
+    tasks: list[JudgeTask],
+    store: PassStore,
+    cand_fps: dict[str, str],
+    options: RunOptions,
+) -> _Progress:
+    """Judge ``tasks`` into ``store``: claims in chunks, bounded concurrency, the stop rules.
+
+    Every run of pointwise judges goes through here, whatever the benchmark. Ctrl-C raises
+    :class:`RunInterrupted` with every finished pass kept; a stop leaves ``stopped`` set.
+    """
+    progress = _Progress(watch=FailureWatch(options.stop))
+    todo = sum(len(t.passes) for t in tasks)
+    try:
+        _judge_all(judge, judge_fp, tasks, store, cand_fps, options, progress, todo)
+    except KeyboardInterrupt:
+        store.release(judge_fp)
+        raise RunInterrupted(progress.judged, todo, store.path) from None
+    except _Stop as why:
+        store.release(judge_fp)
+        progress.stopped = str(why)
+    return progress
+
+
+def stopped_message(why: str, reasons: Counter[str], where: str) -> str:
+    """The one line a run that gave up prints: why, the top reasons, where its work is."""
+    return (
+        f"the run stopped: {why}. Top reasons: " + "; ".join(top_reasons(reasons))
+        + f". Every finished pass is in the store {where}"
+    )  # fmt: skip
 
 
 @dataclass

@@ -141,3 +141,38 @@ def test_predictions_matching_no_candidate_are_an_error(mini, tmp_path: Path) ->
                                  "--out", str(tmp_path / "run")])  # fmt: skip
     assert result.exit_code == 2 and "has a prediction" in result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_runs_on_the_other_benchmarks_stop_and_fail_the_same_way(tmp_path: Path) -> None:
+    """Pointwise runs on every benchmark share the runner's loop: stop rules, no table of zeros."""
+    with FakeOpenAIServer(models=["editscore-72b"], faults=Faults(echo_400=1.0)) as server:
+        result = runner.invoke(app, [
+            "evaluate", "--benchmark", "tiger-editreward", "--dataset", "mini",
+            "--judge", "editscore-72b", "--base-url", server.url, "--max-retries", "0",
+            "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "run"),
+            "--bootstrap", "0", "--stop-after", "5",
+        ])  # fmt: skip
+        asked = len(server.log.snapshot())
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2, result.output
+    assert "the run stopped: the first 5 passes all failed" in text and "x HTTP 400" in text
+    assert asked < 160  # of up to 320 requests: 40 candidates x 4 passes x 2 prompts
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_a_pairwise_run_where_every_comparison_failed_is_an_error(tmp_path: Path) -> None:
+    card = tmp_path / "pairwise.toml"
+    with FakeOpenAIServer(models=["fake-judge"], faults=Faults(echo_400=1.0)) as server:
+        card.write_text(
+            'name = "pw"\nkind = "pairwise"\nprompt = "edit-preference"\nbackend = "openai"\n'
+            f'model = "fake-judge"\n[options]\nbase_url = "{server.url}"\nmax_attempts = 1\n'
+        )
+        result = runner.invoke(app, [
+            "evaluate", "--benchmark", "mmrb2-edit", "--dataset", "mini", "--judge", str(card),
+            "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "run"),
+            "--bootstrap", "0",
+        ])  # fmt: skip
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2, result.output
+    assert "no comparison succeeded" in text and "x HTTP 400" in text
+    assert not (tmp_path / "run" / "metrics.json").exists()

@@ -27,11 +27,13 @@ import asyncio
 import hashlib
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from ..failures import FailureWatch, StopRule, reason, top_reasons
 from ..results import (
     MANIFEST,
     METRICS,
@@ -323,9 +325,8 @@ def run_pointwise(
 
     ``options`` is a :class:`editreward_bench.runner.RunOptions`.
     """
-    from ..judges.base import PassResult
     from ..metrics import PassScores, avg_at_k
-    from ..runner import RunError, execute, open_judge, plan_tasks
+    from ..runner import RunError, judge_tasks, open_judge, plan_tasks, stopped_message
     from ..store import PassStore, StoreError, candidate_fingerprint, default_store_path
 
     started = now_iso()
@@ -355,8 +356,6 @@ def run_pointwise(
             store = PassStore(store_path)
         except StoreError as exc:
             raise BenchmarkRunError(str(exc)) from exc
-        transient: dict[tuple[str, int], dict[str, Any]] = {}
-        judged = 0
         t0 = time.monotonic()
         with store:
             store.register_judge(judge_fp, judge.describe_for_fingerprint())
@@ -372,25 +371,13 @@ def run_pointwise(
                 )
             )
             tasks = plan_tasks(cast(Any, bench), k, options.seed, have, cand_fps)
-
-            def on_result(result: PassResult) -> None:
-                nonlocal judged
-                record = result.to_record()
-                judged += 1
-                if result.transient:
-                    transient[(result.key, result.pass_index)] = record
-                else:
-                    store.put(judge_fp, cand_fps[result.key], record)
-
-            async def go() -> None:
-                try:
-                    await execute(judge, tasks, concurrency=options.concurrency,
-                                  on_result=on_result)  # fmt: skip
-                finally:
-                    await judge.aclose()
-
-            if tasks:
-                asyncio.run(go())
+            # The runner's own loop: claims shared with other runs, the stop rules.
+            progress = judge_tasks(judge, judge_fp, tasks, store, cand_fps, options)
+            judged, transient = progress.judged, progress.transient
+            if progress.stopped is not None:
+                raise BenchmarkRunError(
+                    stopped_message(progress.stopped, progress.watch.reasons, str(store_path))
+                )
             stored = store.get(judge_fp, list(cand_fps.values()), options.seed)
         records = [
             rec
@@ -398,6 +385,12 @@ def run_pointwise(
             for p in range(k)
             if (rec := transient.get((key, p)) or stored.get((cand_fps[key], p))) is not None
         ]
+        if not any(r.get("status") == "ok" for r in records):
+            failed = Counter(reason(r.get("error")) for r in records)
+            raise BenchmarkRunError(
+                f"no pass succeeded ({len(records)} failed); a table of zeros is no result. "
+                "Top reasons: " + "; ".join(top_reasons(failed))
+            )
         avg, _ = avg_at_k([PassScores.of(r) for r in records], k)
         scores = {
             key: (None if avg.get(key) is None else avg[key].get(adapter.score_field))  # type: ignore[union-attr]
@@ -477,6 +470,12 @@ class PairwiseOptions:
     retry_failed: bool = False
     n_bootstrap: int = 1000
     extra: dict[str, Any] = field(default_factory=dict)
+    #: When a failing run gives up (the same rules as a pointwise run's).
+    stop: StopRule = field(default_factory=StopRule)
+
+
+class _PairStop(Exception):
+    """Raised from a verdict callback to end a failing pairwise run early."""
 
 
 async def compare_all(
@@ -531,6 +530,7 @@ def run_pairwise(
     import pyarrow as pa
 
     from ..pairwise import PairwiseTask
+    from ..runner import stopped_message
     from ..store import PassStore, StoreError, candidate_fingerprint, default_store_path
 
     started = now_iso()
@@ -592,6 +592,8 @@ def run_pairwise(
             ]  # fmt: skip
             fp_of_task = {f"{a}>{b}": fp for (a, b), fp in pair_fp.items()}
 
+            watch = FailureWatch(options.stop)
+
             def on_result(verdict: Any) -> None:
                 nonlocal asked
                 asked += 1
@@ -600,10 +602,18 @@ def run_pairwise(
                     transient[verdict.key] = record
                 else:
                     store.put(judge_fp, fp_of_task[verdict.key], record)
+                why = watch.see(str(record.get("status")), record.get("error"))
+                if why is not None:
+                    raise _PairStop(why)
 
             if tasks:
-                asyncio.run(compare_all(judge, tasks, concurrency=options.concurrency,
-                                        on_result=on_result))  # fmt: skip
+                try:
+                    asyncio.run(compare_all(judge, tasks, concurrency=options.concurrency,
+                                            on_result=on_result))  # fmt: skip
+                except _PairStop as why:
+                    raise BenchmarkRunError(
+                        stopped_message(str(why), watch.reasons, str(store_path))
+                    ) from None
             stored = store.get(judge_fp, list(pair_fp.values()), options.seed)
         verdicts: dict[tuple[int, str], str | None] = {}
         rows: list[dict[str, Any]] = []
@@ -622,6 +632,12 @@ def run_pairwise(
                 "completion_tokens": record.get("completion_tokens"),
                 "attempts": record.get("attempts"),
             })  # fmt: skip
+        if rows and all(r["verdict"] is None for r in rows):
+            failed = Counter(reason(r["error"]) for r in rows)
+            raise BenchmarkRunError(
+                f"no comparison succeeded ({len(rows)} failed); a table of zeros is no result. "
+                "Top reasons: " + "; ".join(top_reasons(failed))
+            )
         judge_info = {**judge.describe(), "fingerprint": run_fp, "judge_fingerprint": judge_fp,
                       "name": judge.name}  # fmt: skip
         metrics, judgments = run_metrics(

@@ -190,6 +190,7 @@ def _compact(value: Any) -> str:
 
 def evaluate_benchmark(
     *,
+    stop: Any = None,
     benchmark: str,
     predictions: Path | None,
     judge: str | None,
@@ -280,6 +281,7 @@ def evaluate_benchmark(
             options = PairwiseOptions(
                 orders=orders or "random", seed=seed, concurrency=concurrency, store=store,
                 fresh=fresh, retry_failed=retry_failed, n_bootstrap=bootstrap,
+                **({"stop": stop} if stop is not None else {}),
             )  # fmt: skip
             summary = run_pairwise(adapter, bench, pj, options, out=out, name=name,
                                    overwrite=overwrite)  # fmt: skip
@@ -293,7 +295,8 @@ def evaluate_benchmark(
                 adapter=adapter_name, backend=backend, base_urls=list(base_url or []),
                 api_key_env=api_key_env, batch_size=batch_size, max_retries=max_retries,
                 n_bootstrap=bootstrap, retry_failed=retry_failed,
-                backend_options={**backend_options, **_parse_options(option)}, stop=StopRule(),
+                backend_options={**backend_options, **_parse_options(option)},
+                stop=stop if stop is not None else StopRule(),
             )  # fmt: skip
             summary = run_pointwise(adapter, bench, judge, run_options, out=out, name=name,
                                     overwrite=overwrite)  # fmt: skip

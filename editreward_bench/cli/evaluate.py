@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..failures import StopRule
 from .benchmarks import BenchmarkOpt, evaluate_benchmark, is_pairwise
 from .common import (
     DEFAULT_DATASET,
@@ -297,6 +298,7 @@ def evaluate(
             max_retries=max_retries, option=option, max_image_pixels=max_image_pixels,
             backend_options=_backend_options(timeout, dtype, device_map, min_pixels, max_pixels),
             bootstrap=bootstrap,
+            stop=StopRule(all_failed_after=stop_after, min_passes=stop_min, persistent_share=stop_share),
         )  # fmt: skip
         return
     if (predictions is None) == (judge is None):
@@ -335,7 +337,6 @@ def evaluate(
         summary = _evaluate_predictions(bench, predictions, run_dir, name, bootstrap, overwrite)
     else:
         assert judge is not None
-        from ..failures import StopRule
         from ..runner import RunOptions
 
         options = RunOptions(
