@@ -22,7 +22,7 @@ import pytest
 from conftest import REPO, make_row, png
 from typer.testing import CliRunner
 
-from editreward_bench.backends import transformers_local
+from editreward_bench.backends.transformers import loading as transformers_loading
 from editreward_bench.benchmark import load_benchmark
 from editreward_bench.cli import app
 from editreward_bench.judges import CardError, load_judge
@@ -82,7 +82,7 @@ GOLDEN_V1 = {
 @pytest.fixture(autouse=True)
 def cpu_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keys were recorded on the CPU, where dtype "auto" resolves to float32."""
-    monkeypatch.setattr(transformers_local, "_cuda_available", lambda: False)
+    monkeypatch.setattr(transformers_loading, "cuda_available", lambda: False)
 
 
 def _fp(name: str, **overrides: Any) -> str:
