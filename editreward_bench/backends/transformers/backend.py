@@ -25,9 +25,15 @@ if TYPE_CHECKING:
 
 
 class TransformersBackend(Backend):
-    """One local model, shared by every request; ``generate`` runs it in a worker thread."""
+    """One local model, shared by every request; ``generate`` runs it in a worker thread.
 
-    supports_n = True
+    ``mode`` (:mod:`.generation`): ``exact`` makes upstream's calls, one ``generate`` of
+    one sequence per prompt and pass, seeded with that pass's seed just before it;
+    ``batched`` batches same-seed prompts and draws a request's n samples from one seed.
+    Only batched mode takes the k passes as one request of n = k (``supports_n``).
+    """
+
+    supports_n = False
 
     def __init__(
         self,
@@ -67,6 +73,9 @@ class TransformersBackend(Backend):
         self.sampling = sampling.as_dict()
         self.layout = layout
         self.merge_adapter = options.merge_adapter
+        self.mode = options.mode
+        #: Exact mode never draws several passes from one seed: one request per pass.
+        self.supports_n = self.mode == "batched"
         self.dtype = options.dtype
         cuda = loading.cuda_available()
         self.device_map = loading.resolve_device_map(options.device_map, cuda)
@@ -133,6 +142,7 @@ class TransformersBackend(Backend):
             "max_pixels": self.max_pixels,
             "dtype": self.resolved_dtype(),
             "merge_adapter": self.merge_adapter if self.adapter else None,
+            "mode": self.mode,
             "batch_size": self.batch_size,
         }
 
@@ -225,6 +235,8 @@ class TransformersBackend(Backend):
     def _generate_blocking(self, requests: list[GenRequest]) -> list[GenResponse]:
         with self._lock:
             self._load()
+            if self.mode == "exact":
+                return [self._run_exact(request) for request in requests]
             responses: list[GenResponse | None] = [None] * len(requests)
             for seed, n, indices in self._plan(requests):
                 per_batch = max(1, self.batch_size // n)
@@ -250,4 +262,20 @@ class TransformersBackend(Backend):
         return generation.generate_batch(
             loaded, inputs, self._gen_kwargs, requests=len(batch), n=n, seed=seed,
             do_sample=self.do_sample,
+        )  # fmt: skip
+
+    def _run_exact(self, request: GenRequest) -> GenResponse:
+        """Upstream's calls for one request: sample j alone, seeded ``seed + j`` just before."""
+        samples = [
+            generation.run_safely(self._run_one, [request], 1, request.seed + j, cuda=self._cuda)[0]
+            for j in range(max(1, request.n))
+        ]
+        return generation.merge_samples(samples)
+
+    def _run_one(self, batch: list[GenRequest], n: int, seed: int) -> list[GenResponse]:
+        loaded = self._load()
+        inputs = self.encode(batch)
+        return generation.generate_batch(
+            loaded, inputs, self._gen_kwargs, requests=len(batch), n=n, seed=seed,
+            do_sample=self.do_sample, exact=True,
         )  # fmt: skip

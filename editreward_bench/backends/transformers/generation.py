@@ -1,15 +1,28 @@
-"""Generation: ``generate`` arguments from the card's sampling, seeding, batching, answers.
+"""Generation: ``generate`` arguments from the card's sampling, seeding, the two modes, answers.
 
-Requests that share a seed (and ``n``) go into one batch of at most ``batch_size``
-sequences, left padded; the seed is set (``random``, numpy, torch, CUDA) before each
-batch. Under sampling the random stream is then shared by the rows of a batch, so
-answers depend on how requests were batched; greedy answers do not.
+Exact mode is upstream's transformers path (``EditScore.evaluate`` over
+``Qwen25VL.inference`` / ``Qwen3VL.inference`` in ``editscore`` 0.2): every
+request is its own ``generate`` call of one sequence, right after
+:func:`seed_everything` with that request's seed, with only the card's sampling
+arguments (upstream's ``max_new_tokens``, ``do_sample``, ``temperature``,
+``top_p``, ``top_k``) on top of the model's generation config. The judge sends
+pass i's SC, then its PQ, each with seed 42 + i, so every stored seed is the one
+its answers were drawn with, and the answers are upstream's sample for sample on
+the same hardware, dtype and library versions. A request for ``n`` samples is
+``n`` such calls, sample j seeded with ``seed + j``.
+
+Batched mode: requests that share a seed (and ``n``) go into one batch of at most
+``batch_size`` sequences, left padded, ``n`` samples each
+(``num_return_sequences``); the seed is set before each batch. Under sampling the
+random stream is then shared by the rows of a batch, so answers depend on how
+requests were batched, and sample j of a request is not what seed ``seed + j``
+alone would draw; greedy answers do not depend on either.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -106,13 +119,20 @@ def generate_batch(
     n: int,
     seed: int,
     do_sample: bool,
+    exact: bool = False,
 ) -> list[GenResponse]:
-    """One ``generate`` call for ``requests`` encoded prompts, ``n`` samples each."""
+    """One ``generate`` call for ``requests`` encoded prompts, ``n`` samples each.
+
+    ``exact``: upstream's call, one prompt and one sequence, and no argument beyond the
+    card's sampling (no padding token: a single sequence is never padded).
+    """
+    if exact and (requests != 1 or n != 1):
+        raise ValueError(f"exact mode generates one sequence per call, not {requests} x {n}")
     samples = n if do_sample else 1  # greedy: one answer, repeated n times
     kwargs = dict(gen_kwargs)
     if samples > 1:
         kwargs["num_return_sequences"] = samples
-    if loaded.pad_id is not None:
+    if loaded.pad_id is not None and not exact:
         kwargs["pad_token_id"] = loaded.pad_id
     seed_everything(seed)
     with torch.inference_mode():
@@ -141,3 +161,23 @@ def generate_batch(
             )
         )
     return responses
+
+
+def merge_samples(responses: Sequence[GenResponse]) -> GenResponse:
+    """The responses of one request's sample-by-sample calls as one response."""
+    failed = next((r for r in responses if r.error is not None), None)
+    if failed is not None:
+        return GenResponse(texts=[], error=failed.error)
+    if len(responses) == 1:
+        return responses[0]
+    texts = [text for r in responses for text in r.texts]
+    return GenResponse(
+        texts=texts,
+        prompt_tokens=_total(r.prompt_tokens for r in responses),
+        completion_tokens=_total(r.completion_tokens for r in responses),
+    )
+
+
+def _total(values: Iterable[int | None]) -> int | None:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
