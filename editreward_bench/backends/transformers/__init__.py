@@ -13,9 +13,11 @@ What it reproduces of upstream EditScore's local path:
   processor's chat template renders ``[images..., text]``, and the processor alone
   resizes the images (:mod:`.prompts`);
 - sampling with the card's temperature, top_p, top_k and max_new_tokens on top of
-  the model's own generation config; the seed is set (``random``, numpy, torch,
-  CUDA) before generating; answers are decoded with special tokens skipped and
-  stripped (:mod:`.generation`).
+  the model's own generation config; answers are decoded with special tokens
+  skipped and stripped. In exact mode (the default) every prompt and pass is its
+  own ``generate`` of one sequence right after seeding (``random``, numpy, torch,
+  CUDA) with the pass's seed, as upstream calls it; batched mode batches
+  same-seed prompts and draws n samples from one seed (:mod:`.generation`).
 
 When ``AutoProcessor`` cannot be built (PyPI's torchvision does not import beside
 every torch), an image-only processor is assembled from ``Qwen2VLImageProcessorPil``
