@@ -122,7 +122,8 @@ def test_load_judge_builds_without_loading_then_preflight_loads(tiny: dict[str, 
     assert isinstance(judge, EditScoreJudge)
     backend = judge.backend
     assert isinstance(backend, TransformersBackend)
-    assert backend.supports_n and backend.batch_size == 2 and judge.batch_size == 2
+    # Exact mode (the default) asks for one pass per request: never n = k from one seed.
+    assert not backend.supports_n and backend.batch_size == 2 and judge.batch_size == 2
     described = backend.describe()
     assert described == {
         "backend": "transformers",
@@ -140,15 +141,20 @@ def test_load_judge_builds_without_loading_then_preflight_loads(tiny: dict[str, 
         "max_pixels": DEFAULT_MAX_PIXELS,
         "dtype": "float32" if not torch.cuda.is_available() else described["dtype"],
         "merge_adapter": True,
+        "mode": "exact",
         "batch_size": 2,
     }
     fingerprint = judge.fingerprint()
     assert backend._loaded is None  # describe() and fingerprint() do not load the model
+    # Exact mode generates one sequence per call: the batch size is not in the key.
+    identity = {"model": str(tiny["model"]), "adapter": str(tiny["lora"])}
+    assert load_judge("editscore-7b", **identity, batch_size=5).fingerprint() == fingerprint
     # Sampling in batches shares one random stream per batch: the batch size is in the key.
-    other = load_judge(
-        "editscore-7b", model=str(tiny["model"]), adapter=str(tiny["lora"]), batch_size=5
-    )
-    assert other.fingerprint() != fingerprint
+    batched = [
+        load_judge("editscore-7b", **identity, batch_size=size, mode="batched").fingerprint()
+        for size in (2, 5)
+    ]
+    assert len({fingerprint, *batched}) == 3
     judge.preflight()
     assert backend._loaded is not None
     if not _torchvision_works():
@@ -187,7 +193,8 @@ def test_evaluate_cli_with_random_weights_records_parse_failures(
             "--adapter", str(tiny["lora"]), "--dataset", "mini", "--limit", "6",
             "--store", str(store), "--out", str(out),
             # Kept short: one pass, no re-asking, one batch of 8 sequences per prompt kind.
-            "--k", "1", "--max-retries", "0", "--batch-size", "8", "--bootstrap", "50",
+            "--k", "1", "--max-retries", "0", "--batch-size", "8", "-o", "mode=batched",
+            "--bootstrap", "50",
         ],
     )  # fmt: skip
     # Random weights answer random bytes: nothing parses, so the run is an error, not a result.
@@ -199,6 +206,7 @@ def test_evaluate_cli_with_random_weights_records_parse_failures(
     judge = manifest["judge"]
     assert judge["backend_config"]["backend"] == "transformers"
     assert judge["backend_config"]["adapter"] == str(tiny["lora"])
+    assert judge["settings"]["mode"] == judge["backend_config"]["mode"] == "batched"
     records = pq.read_table(out / "records.parquet").to_pylist()
     assert len(records) == len(load_benchmark("mini").subset(6).candidates)
     # Random weights answer random bytes: every pass is a recorded parse failure.
@@ -230,8 +238,9 @@ def test_score_cli_with_the_trained_model(tiny: dict[str, Path]) -> None:
     assert record["raw_sc"] == FIXED_ANSWER and record["raw_pq"] == FIXED_ANSWER
 
 
-def test_avg_k_with_n_samples_through_the_judge(tiny: dict[str, Path]) -> None:
-    judge = load_judge("editscore-7b", model=str(tiny["trained"]), adapter="none")
+@pytest.mark.parametrize("mode", ["exact", "batched"])
+def test_avg_k_through_the_judge(tiny: dict[str, Path], mode: str) -> None:
+    judge = load_judge("editscore-7b", model=str(tiny["trained"]), adapter="none", mode=mode)
     try:
         result = judge.score(INSTRUCTION, tiny["source"], tiny["edited"], k=3)
     finally:
@@ -239,6 +248,14 @@ def test_avg_k_with_n_samples_through_the_judge(tiny: dict[str, Path]) -> None:
     assert result["passes_ok"] == 3
     assert [p["seed"] for p in result["passes"]] == [42, 43, 44]
     assert result["overall"] == pytest.approx(6.0)
+    # Batched mode draws the 3 passes as 3 samples of seed 42, and each record says so.
+    drawn = [p["extra"].get("drawn") for p in result["passes"]]
+    if mode == "exact":
+        assert drawn == [None, None, None]
+    else:
+        assert drawn == [None] + [
+            {"pq": {"seed": 42, "sample": j}, "sc": {"seed": 42, "sample": j}} for j in (1, 2)
+        ]
 
 
 # --------------------------------------------------------------------------- batching
@@ -253,17 +270,22 @@ def test_batched_and_one_at_a_time_give_the_same_greedy_results(
     ]
     candidates = [*trained, *_candidates(mini, 1)]  # a mini candidate: other images, other text
     tasks = [JudgeTask(c, (0,), (42,)) for c in candidates]
-    results = {}
+    results: dict[Any, Any] = {}
     for batch_size in (8, 1):
-        judge = load_judge(str(card), batch_size=batch_size)
+        judge = load_judge(str(card), batch_size=batch_size, mode="batched")
         assert judge.batch_size == batch_size
         try:
             results[batch_size] = asyncio.run(judge.ajudge(tasks))
         finally:
             judge.close()
+    judge = load_judge(str(card), batch_size=8)  # exact mode: one sequence per call
+    try:
+        results["exact"] = asyncio.run(judge.ajudge(tasks))
+    finally:
+        judge.close()
     batched, single = results[8], results[1]
     assert [r.status for r in batched] == [r.status for r in single]
-    for a, b in zip(batched, single, strict=True):
+    for a, b in [*zip(batched, single, strict=True), *zip(batched, results["exact"], strict=True)]:
         assert (a.key, a.raw_sc, a.raw_pq) == (b.key, b.raw_sc, b.raw_pq)
         assert (a.prompt_following, a.consistency, a.perceptual_quality, a.overall) == (
             b.prompt_following, b.consistency, b.perceptual_quality, b.overall,
@@ -276,7 +298,7 @@ def test_batched_and_one_at_a_time_give_the_same_greedy_results(
 
 def test_batched_greedy_matches_single_on_random_weights(tiny: dict[str, Path], mini: Any) -> None:
     """Left padding, mixed one- and two-image prompts: the raw answers match token for token."""
-    backend = backend_for(tiny["model"], tiny["lora"], batch_size=8)
+    backend = backend_for(tiny["model"], tiny["lora"], batch_size=8, mode="batched")
     requests = requests_for(backend, _candidates(mini, 3))
     batched = asyncio.run(backend.generate(requests))
     backend.batch_size = 1
@@ -330,11 +352,13 @@ def test_n_samples_in_a_batch_keep_their_own_images(tiny: dict[str, Path], mini:
             assert torch.allclose(first[row], reference, atol=2e-5), (i, row)
     # Through the backend: sampling with top_k=1 is greedy, so all n samples agree.
     sampled = backend_for(
-        tiny["model"], batch_size=9, sampling={"temperature": 1.0, "top_k": 1, "max_new_tokens": 16}
-    )
+        tiny["model"], batch_size=9, mode="batched",
+        sampling={"temperature": 1.0, "top_k": 1, "max_new_tokens": 16},
+    )  # fmt: skip
     greedy = backend_for(
-        tiny["model"], batch_size=9, sampling={"temperature": 0.0, "max_new_tokens": 16}
-    )
+        tiny["model"], batch_size=9, mode="batched",
+        sampling={"temperature": 0.0, "max_new_tokens": 16},
+    )  # fmt: skip
     many = asyncio.run(sampled.generate(requests))
     once = asyncio.run(greedy.generate([GenRequest(r.images, r.text, 1, 0) for r in requests]))
     for response, single in zip(many, once, strict=True):
@@ -374,7 +398,7 @@ def test_a_failing_batch_fails_only_its_requests(tiny: dict[str, Path], mini: An
 def test_out_of_memory_splits_the_batch(
     tiny: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    backend = backend_for(tiny["model"], batch_size=4)
+    backend = backend_for(tiny["model"], batch_size=4, mode="batched")
     sizes: list[int] = []
 
     def fake_run(batch: list[GenRequest], n: int, seed: int) -> list[GenResponse]:
@@ -612,7 +636,7 @@ def test_unknown_layout_and_dtype_are_refused(tiny: dict[str, Path]) -> None:
 def test_gpu_bf16_batch_of_eight(tiny: dict[str, Path], mini: Any) -> None:
     backend = backend_for(
         tiny["model"], tiny["lora"], dtype="bfloat16", device_map="auto", batch_size=8,
-        sampling={"temperature": 0.7, "top_p": 0.9, "top_k": 20, "max_new_tokens": 32},
+        mode="batched", sampling={"temperature": 0.7, "top_p": 0.9, "top_k": 20, "max_new_tokens": 32},
     )  # fmt: skip
     assert backend.describe()["dtype"] == "bfloat16"
     requests = requests_for(backend, _candidates(mini, 4))

@@ -22,7 +22,7 @@ import pytest
 from conftest import REPO, make_row, png
 from typer.testing import CliRunner
 
-from editreward_bench.backends import transformers_local
+from editreward_bench.backends.transformers import loading as transformers_loading
 from editreward_bench.benchmark import load_benchmark
 from editreward_bench.cli import app
 from editreward_bench.judges import CardError, load_judge
@@ -45,13 +45,14 @@ from editreward_bench.testing.fake_openai import FakeOpenAIServer
 
 runner = CliRunner()
 
-#: Store keys of every shipped card with its default settings (on the CPU).
+#: Store keys of every shipped card with its default settings (on the CPU; local cards in
+#: exact mode).
 GOLDEN = {
     "editscore-32b": "sha256:a0db5d3161a76",
     "editscore-72b": "sha256:f63edcd04bc3c",
-    "editscore-7b": "sha256:9a621138c417e",
-    "editscore-qwen3-vl-4b": "sha256:c4fe66f9f95c7",
-    "editscore-qwen3-vl-8b": "sha256:2f90cfcbb4e2f",
+    "editscore-7b": "sha256:a5f71f5f6cf03",
+    "editscore-qwen3-vl-4b": "sha256:44406f7d8d3fa",
+    "editscore-qwen3-vl-8b": "sha256:467ee127ded63",
     "gemini-2.5-pro": "sha256:04646ae719a8f",
     "gpt-4.1": "sha256:512cf03341807",
     "gpt-5": "sha256:f658e93acb89b",
@@ -59,7 +60,7 @@ GOLDEN = {
     "imgedit-gpt-4.1": "sha256:4004b4994597",
     "qwen2.5-vl-32b": "sha256:63f1abef8b9ba",
     "qwen2.5-vl-72b": "sha256:ec687f92232cd",
-    "qwen2.5-vl-7b": "sha256:2016fda6a7a14",
+    "qwen2.5-vl-7b": "sha256:5e6b65a7a7b67",
     "random": "sha256:ab72cccd1f770",
     "viescore-gpt-4.1": "sha256:7dccc1563086",
     "viescore-qwen2.5-vl-72b": "sha256:21fdd4357e47",
@@ -87,7 +88,7 @@ GOLDEN_V1 = {
 @pytest.fixture(autouse=True)
 def cpu_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keys were recorded on the CPU, where dtype "auto" resolves to float32."""
-    monkeypatch.setattr(transformers_local, "_cuda_available", lambda: False)
+    monkeypatch.setattr(transformers_loading, "cuda_available", lambda: False)
 
 
 def _fp(name: str, **overrides: Any) -> str:
@@ -110,6 +111,9 @@ def test_every_shipped_card_has_its_pinned_store_key() -> None:
 #: pre-resized images and an explicit repetition penalty, so no pass version 1 judged (from
 #: JPEG, at the image's own size, with the server's default penalty) may be reused for them.
 NO_VERSION_1 = {"editscore-32b", "editscore-72b", "qwen2.5-vl-32b", "qwen2.5-vl-72b"}
+#: Local cards: version 1 generated in batches (k samples of one seed per prompt), which is
+#: now batched mode; the default, exact mode, draws other answers and has no version-1 key.
+LOCAL = {"editscore-7b", "editscore-qwen3-vl-4b", "editscore-qwen3-vl-8b", "qwen2.5-vl-7b"}
 
 
 def test_every_shipped_cards_version_1_key_maps_to_it() -> None:
@@ -121,6 +125,13 @@ def test_every_shipped_cards_version_1_key_maps_to_it() -> None:
         if name in NO_VERSION_1:
             assert isinstance(judge, EditScoreJudge)
             assert judge.legacy_fingerprints() == [], name
+        elif name in LOCAL:
+            assert isinstance(judge, EditScoreJudge)
+            assert judge.config.backend.mode == "exact"
+            assert judge.legacy_fingerprints() == [], name  # exact mode is not what v1 ran
+            batched = load_judge(name, mode="batched")
+            assert batched.legacy_fingerprints() == [old], name
+            assert batched.fingerprint() != old
         elif isinstance(judge, EditScoreJudge):
             assert judge.legacy_fingerprints() == [old], name
             assert judge.fingerprint() != old  # the key did change: the migration is needed
@@ -142,10 +153,18 @@ def test_version_1_keys_need_what_version_1_ran(tmp_path: Path) -> None:
         assert load_judge(str(card), **changes).legacy_fingerprints() == [], changes
     for changes in ({"image_format": "png"}, {"pre_resize": True}):
         assert load_judge("gpt-4.1", **changes).legacy_fingerprints() == [], changes
-    local = load_judge("editscore-7b")
+    local = load_judge("editscore-7b", mode="batched")
     assert local.legacy_fingerprints() == [GOLDEN_V1["editscore-7b"]]
-    assert load_judge("editscore-7b", repetition_penalty=1.1).legacy_fingerprints() == []
-    other = load_judge("editscore-7b", model="me/other-vlm")  # its generation config is unknown
+    # Version 1 did not key the batch size: every batch size of batched mode maps to it.
+    assert load_judge("editscore-7b", mode="batched", batch_size=3).legacy_fingerprints() == [
+        GOLDEN_V1["editscore-7b"]
+    ]
+    assert load_judge("editscore-7b", mode="exact").legacy_fingerprints() == []
+    assert load_judge("editscore-7b", mode="exact", batch_size=3).legacy_fingerprints() == []
+    batched = {"mode": "batched"}
+    assert load_judge("editscore-7b", repetition_penalty=1.1, **batched).legacy_fingerprints() == []
+    # its generation config is unknown
+    other = load_judge("editscore-7b", model="me/other-vlm", **batched)
     assert other.legacy_fingerprints() == []
     switched = load_judge("editscore-7b", backend="openai")  # a server's default is its own
     assert switched.legacy_fingerprints() == []
@@ -194,15 +213,35 @@ def test_each_setting_changes_the_key_exactly_when_it_changes_answers(
 
 
 def test_declarations_that_depend_on_other_settings() -> None:
-    # The batch size changes sampled answers (one random stream per batch), not greedy ones.
-    assert _fp("editscore-7b", batch_size=2) != _fp("editscore-7b", batch_size=3)
-    greedy = {"temperature": 0.0}
+    # Batched mode: the batch size changes sampled answers (one random stream per batch), not
+    # greedy ones; two batch sizes, two keys, neither of them exact mode's.
+    batched = {"mode": "batched"}
+    two, three = (
+        _fp("editscore-7b", batch_size=2, **batched),
+        _fp("editscore-7b", batch_size=3, **batched),
+    )
+    exact = _fp("editscore-7b", mode="exact")
+    assert len({two, three, exact}) == 3
+    greedy = {"temperature": 0.0, **batched}
     assert _fp("editscore-7b", batch_size=2, **greedy) == _fp(
         "editscore-7b", batch_size=3, **greedy
     )
+    # Exact mode (the default) generates one sequence per call: the batch size changes nothing.
+    assert _fp("editscore-7b", batch_size=2) == _fp("editscore-7b", batch_size=3) == exact
     # Merging the adapter matters only when there is one.
     assert _fp("editscore-7b", merge_adapter=False) != _fp("editscore-7b")
     assert _fp("qwen2.5-vl-7b", merge_adapter=False) == _fp("qwen2.5-vl-7b")
+
+
+def test_the_local_backends_mode_is_described_and_decides_n_samples() -> None:
+    """The mode is in the manifest (the judge's settings and backend description); only
+    batched mode asks for the k passes as n = k samples of one seed."""
+    for mode, supports_n in (("exact", False), ("batched", True)):
+        judge = load_judge("editscore-7b", **({"mode": mode} if mode == "batched" else {}))
+        assert isinstance(judge, EditScoreJudge)
+        described = judge.describe()
+        assert described["settings"]["mode"] == described["backend_config"]["mode"] == mode
+        assert judge.backend.supports_n is supports_n
 
 
 def test_model_adapter_and_prompt_template_change_the_key() -> None:

@@ -21,7 +21,7 @@ from .registry import ENTRY_POINT_GROUP, JudgeEntry, UnknownJudgeError, discover
 
 #: Backends by card name, imported only when a judge needs one.
 BACKEND_CLASSES = {
-    "transformers": "editreward_bench.backends.transformers_local:TransformersBackend",
+    "transformers": "editreward_bench.backends.transformers:TransformersBackend",
     "openai": "editreward_bench.backends.openai_compat:OpenAIBackend",
 }
 

@@ -26,6 +26,12 @@ Dividing by 2.5 is not multiplying by 0.4: 7 / 2.5 is 2.8 but 7 * 0.4 is
 Avg@k averages each sub-score over passes with ``np.mean`` in pass order
 (:func:`editreward_bench.metrics.pass_mean`), so overall is the mean of per-pass
 geometric means. Pass i is sampled with seed 42 + i.
+
+A backend that ``supports_n`` answers passes a..b in one request seeded 42 + a, its
+sample j standing for pass a + j; a retry is asked with another seed. Whenever a
+pass's kept SC or PQ answer was not drawn alone right after seeding with the pass's
+own seed, the record says what it was drawn with: ``extra["drawn"]`` is
+``{"sc": {"seed": s, "sample": j}, ...}``, sample j of the request seeded s.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ import hashlib
 import math
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -149,6 +155,8 @@ class _Slot:
     attempts: int = 1
     #: The candidate's images as the backend wants them, encoded once per candidate.
     images: tuple[Any, ...] = ()
+    #: For each prompt, (seed, sample) of the request its kept answer came from.
+    drawn: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -310,7 +318,7 @@ class EditScoreJudge(Judge):
         if not requests:
             return
         responses: list[GenResponse] = await self.backend.generate([r for r, _, _ in requests])
-        for (_, which, targets), response in zip(requests, responses, strict=True):
+        for (request, which, targets), response in zip(requests, responses, strict=True):
             if response.error is not None or len(response.texts) < len(targets):
                 for slot in targets:
                     slot.error = f"{which}: {response.error or 'backend returned too few samples'}"
@@ -333,6 +341,7 @@ class EditScoreJudge(Judge):
                         previous.completion_tokens, answer.completion_tokens
                     )
                 setattr(slot, which, answer)
+                slot.drawn[which] = (request.seed, j)
 
     def _result(self, slot: _Slot) -> PassResult:
         task = slot.task
@@ -359,6 +368,13 @@ class EditScoreJudge(Judge):
                 if capped != text:
                     common[name] = capped
                     extra[f"{name}_chars"] = len(text)
+        drawn = {
+            which: {"seed": at, "sample": j}
+            for which, (at, j) in sorted(slot.drawn.items())
+            if (at, j) != (seed, 0)
+        }
+        if drawn:  # the pass's seed alone did not draw this answer: say what did
+            extra["drawn"] = drawn
         if extra:
             common["extra"] = extra
         if slot.error is not None:

@@ -35,6 +35,9 @@ def v1_fingerprint(config: JudgeConfig, template_hash: str) -> str | None:
     """Version 1's fingerprint of this (resolved) configuration, or None if version 1
     could not have run it (a setting version 1 did not have is in use).
 
+    Version 1's local backend ran what is now its batched mode; exact mode has no
+    version-1 key.
+
     One setting version 1 lacked maps back: on the local backend, an explicit repetition
     penalty equal to the one the model's own generation config sets is what version 1's
     ``generate`` applied anyway, so the answers are the same. On a server it does not map:
@@ -57,6 +60,8 @@ def v1_fingerprint(config: JudgeConfig, template_hash: str) -> str | None:
             "send_seed": options.send_seed,
         }  # fmt: skip
     elif isinstance(options, TransformersOptions):
+        if options.mode != "batched":
+            return None  # version 1 generated in batches, k samples of one seed per prompt
         resize = config.common.layout == "qwen2.5-vl" or (
             options.min_pixels is not None or options.max_pixels is not None
         )

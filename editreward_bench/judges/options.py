@@ -40,6 +40,8 @@ Layout = Literal["text-first", "qwen2.5-vl", "images-first", "chat-template"]
 Dtype = Literal["auto", "bfloat16", "float16", "float32"]
 #: The kind of server behind an OpenAI-compatible endpoint.
 Server = Literal["vllm", "sglang", "openai"]
+#: How the local backend generates: upstream's call sequence, or batches (faster).
+GenerationMode = Literal["exact", "batched"]
 _DTYPE_ALIASES = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32"}
 
 Affects = bool | Callable[["JudgeConfig"], bool]
@@ -170,6 +172,11 @@ def _samples(config: JudgeConfig) -> bool:
     return temperature is None or temperature > 0
 
 
+def _batches_share_a_stream(config: JudgeConfig) -> bool:
+    """Whether the local backend's batch size changes answers: batched mode, sampling."""
+    return getattr(config.backend, "mode", None) == "batched" and _samples(config)
+
+
 @dataclass(frozen=True)
 class TransformersOptions:
     """A local Hugging Face ``transformers`` model (Qwen2.5-VL, Qwen3-VL), with an optional LoRA."""
@@ -178,9 +185,16 @@ class TransformersOptions:
                            affects=True, example="bfloat16")  # fmt: skip
     device_map: str | None = setting(None, "accelerate's device map (auto, cpu, cuda:0)",
                                      affects=False, example="cpu")  # fmt: skip
-    batch_size: int | None = setting(None, "sequences per generate() call (default 8 on a GPU, 4 on "
-                                     "the CPU); one random stream serves a batch, so it changes "
-                                     "sampled answers", affects=_samples, minimum=1, example=3)  # fmt: skip
+    mode: GenerationMode = setting("exact", "exact: upstream's calls, one generate() of one sequence "
+                                   "per prompt and pass, seeded 42 + i just before it; batched: "
+                                   "same-seed prompts in batches of batch_size, the k passes as "
+                                   "k samples of one seed (faster; answers depend on the batching)",
+                                   affects=True, example="batched")  # fmt: skip
+    batch_size: int | None = setting(None, "batched mode: sequences per generate() call (default 8 "
+                                     "on a GPU, 4 on the CPU); one random stream serves a batch, so "
+                                     "it changes sampled answers. Exact mode: candidates per judge "
+                                     "call only", affects=_batches_share_a_stream, minimum=1,
+                                     example=3)  # fmt: skip
     min_pixels: int | None = setting(None, "image resize floor in pixels", affects=True, minimum=1,
                                      example=784)  # fmt: skip
     max_pixels: int | None = setting(None, "image resize cap in pixels", affects=True, minimum=1,
