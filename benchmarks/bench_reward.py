@@ -141,7 +141,13 @@ def requests_made(url: str) -> int:
 
 
 def bench_api(
-    items: int, size: int, k: int, concurrency: int, latency: float, group: int = 1
+    items: int,
+    size: int,
+    k: int,
+    concurrency: int,
+    latency: float,
+    group: int = 1,
+    settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     from editreward_bench.rewards import RewardModel
 
@@ -152,7 +158,11 @@ def bench_api(
         edits = [image(10_000 + i, size) for i in range(items)]
         batch = [(f"Edit number {i}.", sources[i], edits[i]) for i in range(items)]
         with RewardModel(
-            "editscore-72b", base_urls=judge.line, k=k, concurrency=concurrency
+            "editscore-72b",
+            base_urls=judge.line,
+            k=k,
+            concurrency=concurrency,
+            **(settings or {}),
         ) as reward:
             reward.score_many(batch[:2])  # clients made, connections opened
             pairs = []
@@ -173,6 +183,7 @@ def bench_api(
         "concurrency": concurrency, "latency_s": latency, "requests": requests, "wall_s": round(wall, 3),
         "ideal_s": round(ideal, 3), "over_ideal": round(wall / ideal, 3),
         "client_cpu_s": round(cpu, 3), "scored": sum(r.ok for r in results),
+        "settings": settings or {},
         "one_edit_s": round(sorted(pairs)[len(pairs) // 2], 3),
     }  # fmt: skip
 
@@ -308,8 +319,15 @@ def bench_step(
 
 def cost_breakdown(bodies: list[bytes]) -> dict[str, Any]:
     """Server-side CPU of the parts that can be timed alone, per item (this process, one thread)."""
-    from editreward_bench.backends.openai_compat import encode_jpeg
+    from editreward_bench.judges import load_judge
     from editreward_bench.rewards.items import ItemCandidate, ItemImage
+
+    # The images as the served card prepares them (qwen-vl-utils' resize, PNG at level 1).
+    backend = load_judge("editscore-72b").backend  # type: ignore[attr-defined]
+
+    def encode(image: Any) -> None:
+        backend.prepare_images([image])
+
     from editreward_bench.rewards.server import Limits, parse_body
 
     items = 0
@@ -328,11 +346,11 @@ def cost_breakdown(bodies: list[bytes]) -> dict[str, Any]:
         candidate = ItemCandidate("k", "k", item.instruction, source, edited)
         if source.sha not in seen:  # a prompt's source is encoded once
             seen.add(source.sha)
-            encode_jpeg(candidate.load_source())
-        encode_jpeg(candidate.load_edited())
+            encode(candidate.load_source())
+        encode(candidate.load_edited())
     images = time.process_time() - t0
     return {"parse_json_base64_ms_per_item": round(1000 * parse / items, 2),
-            "decode_png_encode_jpeg_ms_per_item": round(1000 * images / items, 2)}  # fmt: skip
+            "decode_and_prepare_images_ms_per_item": round(1000 * images / items, 2)}  # fmt: skip
 
 
 def main() -> None:
@@ -342,16 +360,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=("api", "step", "faults"), action="append")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "reward.json")
+    parser.add_argument(
+        "-o",
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="A judge setting for the API runs, e.g. -o image_format=jpeg -o pre_resize=false",
+    )
     args = parser.parse_args()
+    from editreward_bench.judges.options import parse_override_value
+
+    settings = {
+        k.strip(): parse_override_value(v.strip())
+        for k, _, v in (item.partition("=") for item in args.option)
+    }
+    suffix = "".join(f"_{k}={v}" for k, v in sorted(settings.items()))
     todo = args.only or ["api", "step", "faults"]
     report: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
     if "api" in todo:
-        report["api"] = bench_api(items=128, size=1024, k=1, concurrency=64, latency=0.2)
-        print(json.dumps({"api": report["api"]}), flush=True)
-        report["api_shared_sources"] = bench_api(
-            items=128, size=1024, k=1, concurrency=64, latency=0.2, group=8
+        name = "api" + suffix
+        report[name] = bench_api(
+            items=128, size=1024, k=1, concurrency=64, latency=0.2, settings=settings
         )
-        print(json.dumps({"api_shared_sources": report["api_shared_sources"]}), flush=True)
+        print(json.dumps({name: report[name]}), flush=True)
+        name = "api_shared_sources" + suffix
+        report[name] = bench_api(
+            items=128, size=1024, k=1, concurrency=64, latency=0.2, group=8, settings=settings
+        )
+        print(json.dumps({name: report[name]}), flush=True)
     if "step" in todo or "faults" in todo:
         bodies, _ = step_bodies(items=576, group=8, ranks=8, size=512)
         if "step" in todo:
