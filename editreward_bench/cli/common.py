@@ -101,6 +101,44 @@ OverwriteOpt = Annotated[
     ),
 ]
 
+# The judge options every judging command takes (evaluate, model-eval, best-of-n, serve-reward).
+ModelOpt = Annotated[
+    str | None, typer.Option(help="Override the card's model (hub id or local folder).")
+]
+AdapterOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Override the card's LoRA adapter (hub id or folder; 'none' for no adapter)."
+    ),
+]
+BackendOpt = Annotated[
+    str | None, typer.Option(help="Override the card's backend: transformers | openai.")
+]
+BaseUrlOpt = Annotated[
+    list[str] | None,
+    typer.Option("--base-url", help="OpenAI-compatible endpoint(s); repeat for replicas."),
+]
+ApiKeyEnvOpt = Annotated[str | None, typer.Option(help="Environment variable holding the API key.")]
+BatchSizeOpt = Annotated[
+    int | None, typer.Option(min=1, help="Local backend: candidates per generate() batch.")
+]
+MaxRetriesOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=0, help="Retries of an unparseable answer, each with a new seed (card default: 2)."
+    ),
+]
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(min=0.1, help="OpenAI backend: seconds before a request is abandoned."),
+]
+DtypeOpt = Annotated[
+    str | None, typer.Option(help="Local backend: auto | bfloat16 | float16 | float32.")
+]
+DeviceMapOpt = Annotated[str | None, typer.Option(help="Local backend: e.g. auto, cpu, cuda:0.")]
+MinPixelsOpt = Annotated[int | None, typer.Option(min=1, help="Local backend: image resize floor.")]
+MaxPixelsOpt = Annotated[int | None, typer.Option(min=1, help="Local backend: image resize cap.")]
+
 
 def _parse_options(given: list[str] | None) -> dict[str, Any]:
     """``--option key=value`` pairs; values are TOML literals, else plain text."""

@@ -12,8 +12,20 @@ from typing import Annotated, Any
 import typer
 
 from .common import (
+    AdapterOpt,
+    ApiKeyEnvOpt,
+    BackendOpt,
+    BaseUrlOpt,
+    BatchSizeOpt,
+    DeviceMapOpt,
+    DtypeOpt,
+    MaxPixelsOpt,
+    MaxRetriesOpt,
+    MinPixelsOpt,
+    ModelOpt,
     OptionOpt,
     OverwriteOpt,
+    TimeoutOpt,
     _backend_options,
     _console,
     _escape,
@@ -211,36 +223,18 @@ def model_eval(
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Judge again passes stored as failed.")
     ] = False,
-    model: Annotated[str | None, typer.Option(help="Override the judge card's model.")] = None,
-    adapter: Annotated[
-        str | None, typer.Option(help="Override the judge card's adapter ('none': drop it).")
-    ] = None,
-    backend: Annotated[
-        str | None, typer.Option(help="Override the judge's backend: transformers | openai.")
-    ] = None,
-    base_url: Annotated[
-        list[str] | None, typer.Option("--base-url", help="OpenAI-compatible endpoint(s).")
-    ] = None,
-    api_key_env: Annotated[
-        str | None, typer.Option(help="Environment variable holding the API key.")
-    ] = None,
-    batch_size: Annotated[
-        int | None, typer.Option(min=1, help="Local backend: batch size.")
-    ] = None,
-    max_retries: Annotated[
-        int | None, typer.Option(min=0, help="Times an answer is asked again.")
-    ] = None,
-    timeout: Annotated[
-        float | None, typer.Option(min=0.1, help="OpenAI backend: request timeout (s).")
-    ] = None,
-    dtype: Annotated[str | None, typer.Option(help="Local backend: dtype.")] = None,
-    device_map: Annotated[str | None, typer.Option(help="Local backend: device map.")] = None,
-    min_pixels: Annotated[
-        int | None, typer.Option(min=1, help="Local backend: resize floor.")
-    ] = None,
-    max_pixels: Annotated[
-        int | None, typer.Option(min=1, help="Local backend: resize cap.")
-    ] = None,
+    model: ModelOpt = None,
+    adapter: AdapterOpt = None,
+    backend: BackendOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    batch_size: BatchSizeOpt = None,
+    max_retries: MaxRetriesOpt = None,
+    timeout: TimeoutOpt = None,
+    dtype: DtypeOpt = None,
+    device_map: DeviceMapOpt = None,
+    min_pixels: MinPixelsOpt = None,
+    max_pixels: MaxPixelsOpt = None,
     bootstrap: Annotated[
         int, typer.Option(min=0, help="Bootstrap resamples for the 95% intervals.")
     ] = 1000,
@@ -369,15 +363,9 @@ def best_of_n(
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Judge again passes stored as failed.")
     ] = False,
-    base_url: Annotated[
-        list[str] | None, typer.Option("--base-url", help="Endpoint(s) for both judges.")
-    ] = None,
-    api_key_env: Annotated[
-        str | None, typer.Option(help="Environment variable holding the API key.")
-    ] = None,
-    timeout: Annotated[
-        float | None, typer.Option(min=0.1, help="OpenAI backend: request timeout (s).")
-    ] = None,
+    base_url: BaseUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    timeout: TimeoutOpt = None,
     bootstrap: Annotated[
         int, typer.Option(min=0, help="Bootstrap resamples for the 95% intervals.")
     ] = 1000,

@@ -15,10 +15,22 @@ from ..failures import StopRule
 from .benchmarks import BenchmarkOpt, evaluate_benchmark, is_pairwise
 from .common import (
     DEFAULT_DATASET,
+    AdapterOpt,
+    ApiKeyEnvOpt,
+    BackendOpt,
+    BaseUrlOpt,
+    BatchSizeOpt,
     DatasetOpt,
+    DeviceMapOpt,
+    DtypeOpt,
+    MaxPixelsOpt,
+    MaxRetriesOpt,
+    MinPixelsOpt,
+    ModelOpt,
     OptionOpt,
     RevisionOpt,
     SplitOpt,
+    TimeoutOpt,
     _backend_options,
     _console,
     _escape,
@@ -141,53 +153,21 @@ def evaluate(
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Ignore stored passes and judge everything again.")
     ] = False,
-    model: Annotated[
-        str | None, typer.Option(help="Override the card's model (hub id or local folder).")
-    ] = None,
-    adapter: Annotated[
-        str | None,
-        typer.Option(
-            help="Override the card's LoRA adapter (hub id or folder; 'none' for no adapter)."
-        ),
-    ] = None,
-    backend: Annotated[
-        str | None, typer.Option(help="Override the card's backend: transformers | openai.")
-    ] = None,
-    base_url: Annotated[
-        list[str] | None,
-        typer.Option("--base-url", help="OpenAI-compatible endpoint(s); repeat for replicas."),
-    ] = None,
-    api_key_env: Annotated[
-        str | None, typer.Option(help="Environment variable holding the API key.")
-    ] = None,
-    batch_size: Annotated[
-        int | None, typer.Option(min=1, help="Local backend: candidates per generate() batch.")
-    ] = None,
-    max_retries: Annotated[
-        int | None,
-        typer.Option(
-            min=0, help="Retries of an unparseable answer, each with a new seed (card default: 2)."
-        ),
-    ] = None,
+    model: ModelOpt = None,
+    adapter: AdapterOpt = None,
+    backend: BackendOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    batch_size: BatchSizeOpt = None,
+    max_retries: MaxRetriesOpt = None,
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Judge again the passes stored as failed.")
     ] = False,
-    timeout: Annotated[
-        float | None,
-        typer.Option(min=0.1, help="OpenAI backend: seconds before a request is abandoned."),
-    ] = None,
-    dtype: Annotated[
-        str | None, typer.Option(help="Local backend: auto | bfloat16 | float16 | float32.")
-    ] = None,
-    device_map: Annotated[
-        str | None, typer.Option(help="Local backend: e.g. auto, cpu, cuda:0.")
-    ] = None,
-    min_pixels: Annotated[
-        int | None, typer.Option(min=1, help="Local backend: image resize floor.")
-    ] = None,
-    max_pixels: Annotated[
-        int | None, typer.Option(min=1, help="Local backend: image resize cap.")
-    ] = None,
+    timeout: TimeoutOpt = None,
+    dtype: DtypeOpt = None,
+    device_map: DeviceMapOpt = None,
+    min_pixels: MinPixelsOpt = None,
+    max_pixels: MaxPixelsOpt = None,
     max_image_pixels: Annotated[
         int | None, typer.Option(min=1, help="Refuse images larger than this many pixels.")
     ] = None,

@@ -13,7 +13,21 @@ from typing import Annotated
 
 import typer
 
-from .common import _fail
+from .common import (
+    AdapterOpt,
+    ApiKeyEnvOpt,
+    BackendOpt,
+    BaseUrlOpt,
+    BatchSizeOpt,
+    DeviceMapOpt,
+    DtypeOpt,
+    MaxPixelsOpt,
+    MaxRetriesOpt,
+    MinPixelsOpt,
+    ModelOpt,
+    TimeoutOpt,
+    _fail,
+)
 from .common import _parse_options as _options
 
 
@@ -23,20 +37,10 @@ def serve_reward(
         int | None,
         typer.Option("--k", "-k", min=1, help="Passes per item (Avg@k). Default: the card's."),
     ] = None,
-    base_url: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--base-url",
-            help="Endpoint(s) serving the judge (vLLM, SGLang); repeat for replicas.",
-        ),
-    ] = None,
-    model: Annotated[str | None, typer.Option(help="Override the card's model.")] = None,
-    adapter: Annotated[
-        str | None, typer.Option(help="Override the card's adapter ('none' for none).")
-    ] = None,
-    backend: Annotated[
-        str | None, typer.Option(help="Override the card's backend: transformers | openai.")
-    ] = None,
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    adapter: AdapterOpt = None,
+    backend: BackendOpt = None,
     host: Annotated[
         str, typer.Option(help="Address to listen on; beyond 127.0.0.1 needs --token-env.")
     ] = "127.0.0.1",
@@ -50,9 +54,7 @@ def serve_reward(
         int,
         typer.Option(min=1, help="Backend requests in flight, shared by all callers and replicas."),
     ] = 64,
-    timeout: Annotated[
-        float | None, typer.Option(min=0.1, help="Seconds before a backend request is abandoned.")
-    ] = None,
+    timeout: TimeoutOpt = None,
     item_deadline: Annotated[
         float | None,
         typer.Option(
@@ -68,28 +70,13 @@ def serve_reward(
             "does (default: resized to the source's, the benchmark protocol).",
         ),
     ] = False,
-    api_key_env: Annotated[
-        str | None, typer.Option(help="Environment variable holding the backend's API key.")
-    ] = None,
-    batch_size: Annotated[
-        int | None, typer.Option(min=1, help="Local backend: candidates per generate() batch.")
-    ] = None,
-    max_retries: Annotated[
-        int | None,
-        typer.Option(min=0, help="Retries of an unparseable answer, each with a new seed."),
-    ] = None,
-    dtype: Annotated[
-        str | None, typer.Option(help="Local backend: auto | bfloat16 | float16 | float32.")
-    ] = None,
-    device_map: Annotated[
-        str | None, typer.Option(help="Local backend: e.g. auto, cpu, cuda:0.")
-    ] = None,
-    min_pixels: Annotated[
-        int | None, typer.Option(min=1, help="Local backend: image resize floor.")
-    ] = None,
-    max_pixels: Annotated[
-        int | None, typer.Option(min=1, help="Local backend: image resize cap.")
-    ] = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    batch_size: BatchSizeOpt = None,
+    max_retries: MaxRetriesOpt = None,
+    dtype: DtypeOpt = None,
+    device_map: DeviceMapOpt = None,
+    min_pixels: MinPixelsOpt = None,
+    max_pixels: MaxPixelsOpt = None,
     option: Annotated[
         list[str] | None,
         typer.Option(
