@@ -3,8 +3,6 @@ EditReward-Bench (``--benchmark NAME``)."""
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +16,8 @@ from .common import (
     _parse_options,
     _quiet_libraries,
     _warn,
+    exit_interrupted,
+    judge_run_options,
 )
 
 BenchmarkOpt = Annotated[
@@ -287,17 +287,15 @@ def evaluate_benchmark(
                                    overwrite=overwrite)  # fmt: skip
         else:
             assert judge is not None
-            from ..failures import StopRule
-            from ..runner import RunOptions
-
-            run_options = RunOptions(
-                k=k, seed=seed, concurrency=concurrency, store=store, fresh=fresh, model=model,
-                adapter=adapter_name, backend=backend, base_urls=list(base_url or []),
-                api_key_env=api_key_env, batch_size=batch_size, max_retries=max_retries,
-                n_bootstrap=bootstrap, retry_failed=retry_failed,
-                backend_options={**backend_options, **_parse_options(option)},
-                stop=stop if stop is not None else StopRule(),
+            run_options = judge_run_options(
+                k=k, seed=seed, concurrency=concurrency, store=store, fresh=fresh,
+                retry_failed=retry_failed, model=model, adapter=adapter_name, backend=backend,
+                base_url=base_url, api_key_env=api_key_env, batch_size=batch_size,
+                max_retries=max_retries, bootstrap=bootstrap, option=option,
+                flags=backend_options,
             )  # fmt: skip
+            if stop is not None:
+                run_options.stop = stop
             summary = run_pointwise(adapter, bench, judge, run_options, out=out, name=name,
                                     overwrite=overwrite)  # fmt: skip
     except (BenchmarkRunError, PredictionsError, OutputError) as exc:
@@ -305,12 +303,10 @@ def evaluate_benchmark(
     except OSError as exc:
         _fail(f"cannot write the run folder: {exc.strerror or exc}")
     except KeyboardInterrupt:
-        _console(stderr=True).print(
-            "[yellow]interrupted: every finished judgment is in the store; rerun the same "
-            "command to continue[/]"
+        exit_interrupted(
+            "interrupted: every finished judgment is in the store; rerun the same command to "
+            "continue"
         )
-        sys.stdout.flush()
-        os._exit(130)
     for message in summary.warnings:
         _warn(message)
     for note in summary.notes:

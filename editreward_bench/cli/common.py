@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -178,3 +180,97 @@ def _backend_options(
         "max_pixels": max_pixels,
     }
     return {k: v for k, v in given.items() if v is not None}
+
+
+# When a failing run gives up (every judging command: evaluate, model-eval).
+StopAfterOpt = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        help="Stop if the first N judged passes all fail (0: never).",
+        rich_help_panel="Failures",
+    ),
+]
+StopShareOpt = Annotated[
+    float,
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        rich_help_panel="Failures",
+        help="Stop once more than this share of the passes judged (at least --stop-min) "
+        "failed for one persistent reason (HTTP 4xx, unparseable answers, bad images).",
+    ),
+]
+StopMinOpt = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        help="Passes judged before --stop-share applies (0: never).",
+        rich_help_panel="Failures",
+    ),
+]
+
+
+def judge_run_options(
+    *,
+    k: int | None,
+    seed: int,
+    concurrency: int,
+    store: Path | None,
+    fresh: bool,
+    retry_failed: bool,
+    model: str | None,
+    adapter: str | None,
+    backend: str | None,
+    base_url: list[str] | None,
+    api_key_env: str | None,
+    batch_size: int | None,
+    max_retries: int | None,
+    bootstrap: int,
+    option: list[str] | None,
+    stop_after: int = 20,
+    stop_min: int = 50,
+    stop_share: float = 0.5,
+    timeout: float | None = None,
+    dtype: str | None = None,
+    device_map: str | None = None,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+    flags: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Any:
+    """The :class:`~editreward_bench.runner.RunOptions` of a judging command's flags.
+
+    Backend settings, later ones winning: the dedicated flags (``timeout``...,
+    or ``flags`` already gathered), then ``--option``, then ``extra`` (a managed engine's).
+    """
+    from ..failures import StopRule
+    from ..runner import RunOptions
+
+    return RunOptions(
+        k=k, seed=seed, concurrency=concurrency, store=store, fresh=fresh,
+        retry_failed=retry_failed, model=model, adapter=adapter, backend=backend,
+        base_urls=list(base_url or []), api_key_env=api_key_env, batch_size=batch_size,
+        max_retries=max_retries, n_bootstrap=bootstrap,
+        backend_options={
+            **_backend_options(timeout, dtype, device_map, min_pixels, max_pixels),
+            **(flags or {}),
+            **_parse_options(option),
+            **(extra or {}),
+        },
+        stop=StopRule(all_failed_after=stop_after, min_passes=stop_min, persistent_share=stop_share),
+    )  # fmt: skip
+
+
+def exit_interrupted(message: str, before_exit: Callable[[], None] | None = None) -> NoReturn:
+    """Ctrl-C during judging: say so, then leave at once (status 130).
+
+    Every finished pass is committed, so in-flight model calls are not waited for;
+    ``os._exit`` skips every ``finally``, so anything that must still run is ``before_exit``.
+    """
+    _console(stderr=True).print(f"[yellow]{_escape(message)}[/]", soft_wrap=True)
+    if before_exit is not None:
+        before_exit()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,15 +23,18 @@ from .common import (
     ModelOpt,
     OptionOpt,
     OverwriteOpt,
+    StopAfterOpt,
+    StopMinOpt,
+    StopShareOpt,
     TimeoutOpt,
-    _backend_options,
     _console,
     _escape,
     _fail,
     _judge_entry,
-    _parse_options,
     _quiet_libraries,
     _warn,
+    exit_interrupted,
+    judge_run_options,
 )
 
 
@@ -66,26 +67,6 @@ LanguageOpt = Annotated[
 ImagesOpt = Annotated[
     Path | None, typer.Option(help="ImgEdit: where the original images are (default: --dataset).")
 ]
-
-
-def _run_options(**given: Any) -> Any:
-    from ..failures import StopRule
-    from ..runner import RunOptions
-
-    return RunOptions(
-        k=given["k"], seed=given["seed"], concurrency=given["concurrency"], store=given["store"],
-        fresh=given["fresh"], retry_failed=given["retry_failed"], model=given["model"],
-        adapter=given["adapter"], backend=given["backend"], base_urls=list(given["base_url"] or []),
-        api_key_env=given["api_key_env"], batch_size=given["batch_size"],
-        max_retries=given["max_retries"], n_bootstrap=given["bootstrap"],
-        backend_options={
-            **_backend_options(given["timeout"], given["dtype"], given["device_map"],
-                               given["min_pixels"], given["max_pixels"]),
-            **_parse_options(given["option"]),
-        },
-        stop=StopRule(all_failed_after=given["stop_after"], min_passes=given["stop_min"],
-                      persistent_share=given["stop_share"]),
-    )  # fmt: skip
 
 
 def _check_out(out: Path | None, overwrite: bool) -> None:
@@ -239,27 +220,9 @@ def model_eval(
         int, typer.Option(min=0, help="Bootstrap resamples for the 95% intervals.")
     ] = 1000,
     option: OptionOpt = None,
-    stop_after: Annotated[
-        int,
-        typer.Option(
-            min=0, help="Stop if the first N passes all fail.", rich_help_panel="Failures"
-        ),
-    ] = 20,
-    stop_share: Annotated[
-        float,
-        typer.Option(
-            min=0.0,
-            max=1.0,
-            help="Stop when this share fails for one persistent reason.",
-            rich_help_panel="Failures",
-        ),
-    ] = 0.5,
-    stop_min: Annotated[
-        int,
-        typer.Option(
-            min=0, help="Passes judged before --stop-share applies.", rich_help_panel="Failures"
-        ),
-    ] = 50,
+    stop_after: StopAfterOpt = 20,
+    stop_share: StopShareOpt = 0.5,
+    stop_min: StopMinOpt = 50,
 ) -> None:
     """Score an editing model's outputs on GEdit-Bench or ImgEdit-Bench, as their authors do."""
     _judge_entry(judge)
@@ -275,7 +238,14 @@ def model_eval(
     from ..editing.model_eval import ModelEvalRequest, run_model_eval
     from ..runner import RunError, RunInterrupted
 
-    options = _run_options(**locals())
+    options = judge_run_options(
+        k=k, seed=seed, concurrency=concurrency, store=store, fresh=fresh,
+        retry_failed=retry_failed, model=model, adapter=adapter, backend=backend,
+        base_url=base_url, api_key_env=api_key_env, batch_size=batch_size,
+        max_retries=max_retries, bootstrap=bootstrap, option=option, stop_after=stop_after,
+        stop_min=stop_min, stop_share=stop_share, timeout=timeout, dtype=dtype,
+        device_map=device_map, min_pixels=min_pixels, max_pixels=max_pixels,
+    )  # fmt: skip
     request = ModelEvalRequest(benchmark.value, outputs, judge, dataset=dataset, revision=revision, split=split,
                                language=language, images=images, model_name=model_name, out=out,
                                name=name, overwrite=overwrite)  # fmt: skip
@@ -284,7 +254,7 @@ def model_eval(
     except RunError as exc:
         _fail(str(exc))
     except RunInterrupted as exc:
-        _interrupted(exc)
+        exit_interrupted(str(exc))
     for message in summary.warnings:
         _warn(message)
     for note in summary.notes:
@@ -379,12 +349,11 @@ def best_of_n(
     from ..editing.best_of_n import BestOfNRequest, run_best_of_n
     from ..runner import RunError, RunInterrupted
 
-    options = _run_options(
-        k=None, seed=seed, concurrency=concurrency, store=store, fresh=fresh, retry_failed=retry_failed,
-        model=None, adapter=None, backend=None, base_url=base_url, api_key_env=api_key_env,
-        batch_size=None, max_retries=None, bootstrap=bootstrap, timeout=timeout, dtype=None,
-        device_map=None, min_pixels=None, max_pixels=None, option=option, stop_after=20,
-        stop_min=50, stop_share=0.5,
+    options = judge_run_options(
+        k=None, seed=seed, concurrency=concurrency, store=store, fresh=fresh,
+        retry_failed=retry_failed, model=None, adapter=None, backend=None, base_url=base_url,
+        api_key_env=api_key_env, batch_size=None, max_retries=None, bootstrap=bootstrap,
+        option=option, timeout=timeout,
     )  # fmt: skip
     request = BestOfNRequest(benchmark.value, outputs, selector, evaluator, dataset=dataset, revision=revision,
                              split=split, language=language, images=images, model_name=model_name, n=n,
@@ -395,20 +364,13 @@ def best_of_n(
     except RunError as exc:
         _fail(str(exc))
     except RunInterrupted as exc:
-        _interrupted(exc)
+        exit_interrupted(str(exc))
     for message in summary.warnings:
         _warn(message)
     for note in summary.notes:
         _console().print(note, markup=False, highlight=False, soft_wrap=True)
     print_curves(summary.metrics)
     _console().print(f"run folder: {summary.path}")
-
-
-def _interrupted(exc: Exception) -> None:
-    _console(stderr=True).print(f"[yellow]{_escape(str(exc))}[/]", soft_wrap=True)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(130)
 
 
 def synth_editing(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,6 +28,9 @@ from .common import (
     OptionOpt,
     RevisionOpt,
     SplitOpt,
+    StopAfterOpt,
+    StopMinOpt,
+    StopShareOpt,
     TimeoutOpt,
     _backend_options,
     _console,
@@ -39,6 +40,8 @@ from .common import (
     _load_bench,
     _parse_options,
     _warn,
+    exit_interrupted,
+    judge_run_options,
 )
 
 
@@ -175,32 +178,9 @@ def evaluate(
         int, typer.Option(min=0, help="Bootstrap resamples for the 95% intervals.")
     ] = 1000,
     option: OptionOpt = None,
-    stop_after: Annotated[
-        int,
-        typer.Option(
-            min=0,
-            help="Stop if the first N judged passes all fail (0: never).",
-            rich_help_panel="Failures",
-        ),
-    ] = 20,
-    stop_share: Annotated[
-        float,
-        typer.Option(
-            min=0.0,
-            max=1.0,
-            rich_help_panel="Failures",
-            help="Stop once more than this share of the passes judged (at least --stop-min) "
-            "failed for one persistent reason (HTTP 4xx, unparseable answers, bad images).",
-        ),
-    ] = 0.5,
-    stop_min: Annotated[
-        int,
-        typer.Option(
-            min=0,
-            help="Passes judged before --stop-share applies (0: never).",
-            rich_help_panel="Failures",
-        ),
-    ] = 50,
+    stop_after: StopAfterOpt = 20,
+    stop_share: StopShareOpt = 0.5,
+    stop_min: StopMinOpt = 50,
     serve: Annotated[
         str | None,
         typer.Option(
@@ -317,18 +297,13 @@ def evaluate(
         summary = _evaluate_predictions(bench, predictions, run_dir, name, bootstrap, overwrite)
     else:
         assert judge is not None
-        from ..runner import RunOptions
-
-        options = RunOptions(
-            k=k, seed=seed, concurrency=concurrency, store=store, fresh=fresh, model=model, adapter=adapter,
-            backend=backend, base_urls=list(base_url or []), api_key_env=api_key_env, batch_size=batch_size,
-            max_retries=max_retries, n_bootstrap=bootstrap, retry_failed=retry_failed,
-            backend_options={
-                **_backend_options(timeout, dtype, device_map, min_pixels, max_pixels),
-                **_parse_options(option),
-                **serving,
-            },
-            stop=StopRule(all_failed_after=stop_after, min_passes=stop_min, persistent_share=stop_share),
+        options = judge_run_options(
+            k=k, seed=seed, concurrency=concurrency, store=store, fresh=fresh,
+            retry_failed=retry_failed, model=model, adapter=adapter, backend=backend,
+            base_url=base_url, api_key_env=api_key_env, batch_size=batch_size,
+            max_retries=max_retries, bootstrap=bootstrap, option=option, stop_after=stop_after,
+            stop_min=stop_min, stop_share=stop_share, timeout=timeout, dtype=dtype,
+            device_map=device_map, min_pixels=min_pixels, max_pixels=max_pixels, extra=serving,
         )  # fmt: skip
         if run_dir is not None:  # the settings known before loading the judge
             expected = {"kind": "judge", "dataset": bench.fingerprint, "seed": seed}
@@ -437,13 +412,7 @@ def _evaluate_judge(
     except RunError as exc:
         _fail(str(exc))
     except RunInterrupted as exc:
-        _console(stderr=True).print(f"[yellow]{_escape(str(exc))}[/]", soft_wrap=True)
-        if before_exit is not None:
-            before_exit()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        # Every finished pass is committed; do not wait for in-flight model calls.
-        os._exit(130)
+        exit_interrupted(str(exc), before_exit)
 
 
 def _check_serve_flags(
