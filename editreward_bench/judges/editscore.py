@@ -50,13 +50,13 @@ from .base import (
     Backend,
     GenRequest,
     GenResponse,
-    Judge,
     JudgeTask,
     PassResult,
     SharedSourceCandidate,
     in_worker,
 )
-from .options import JudgeConfig, all_settings, answer_settings
+from .model import ModelJudge
+from .options import JudgeConfig
 from .parsing import ParsedScores, parse_scores
 
 SCORE_RANGE = 25
@@ -167,45 +167,23 @@ class GenAnswer:
     completion_tokens: int | None
 
 
-class EditScoreJudge(Judge):
+class EditScoreJudge(ModelJudge):
     """EditScore protocol on any backend."""
 
+    store_key_version = STORE_KEY_VERSION
+
     def __init__(self, config: JudgeConfig, backend: Backend) -> None:
-        super().__init__(config.card.display_name)
-        self.card = config.card
-        self.backend = backend
-        #: The configuration with the backend's options as it resolved them (dtype, batch size).
-        self.config = config.with_backend(getattr(backend, "options", config.backend))
-        self.max_retries = config.common.max_retries
+        super().__init__(config, backend)
         self.prompts = load_prompts(config.common.score_range)
         self.batch_size = max(1, backend.batch_size)
         self._source_cache: dict[str, Any] = {}
         self._cache_lock = threading.Lock()
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            **self.card.to_dict(),
-            "name": self.name,
-            "card": self.card.name,
-            "settings": all_settings(self.config),
-            "overridden": list(self.config.overridden),
-            "backend_config": self.backend.describe(),
-            "prompt_template_hash": self.prompts.template_hash(),
-            "score_range": self.prompts.score_range,
-            "interface_version": self.interface_version,
-        }
+    def template_hash(self) -> str:
+        return self.prompts.template_hash()
 
-    def describe_for_fingerprint(self) -> dict[str, Any]:
-        """What changes the answers, from the settings' own declarations (never a list kept by hand)."""
-        return {
-            "store_key": STORE_KEY_VERSION,
-            "protocol": self.card.protocol,
-            "prompt_template_hash": self.prompts.template_hash(),
-            "backend": self.card.backend,
-            "model": self.card.model,
-            "adapter": self.card.adapter,
-            "settings": answer_settings(self.config),
-        }
+    def protocol_description(self) -> dict[str, Any]:
+        return {"score_range": self.prompts.score_range}
 
     def legacy_fingerprints(self) -> list[str]:
         """Fingerprints earlier versions of erb gave this very judge (for store migration)."""
@@ -227,15 +205,6 @@ class EditScoreJudge(Judge):
         if sc.scores is None or pq.scores is None:  # a retry's answer was kept: leave it be
             return record
         return {**record, **combine(sc.scores, pq.scores, self.prompts.score_range)}
-
-    def preflight(self) -> None:
-        self.backend.preflight()
-
-    def close(self) -> None:
-        self.backend.close()
-
-    async def aclose(self) -> None:
-        await self.backend.aclose()
 
     async def ajudge(self, tasks: Sequence[JudgeTask]) -> list[PassResult]:
         slots: list[_Slot] = []

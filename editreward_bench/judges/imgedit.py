@@ -26,10 +26,11 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from .base import Backend, GenRequest, Judge, JudgeTask, PassResult, in_worker, open_image
+from .base import Backend, GenRequest, JudgeTask, PassResult, in_worker, open_image
 from .editscore import cap_text
 from .itempass import CONTENT_FILTER_PREFIX, ItemPassResult, is_content_filter
-from .options import JudgeConfig, all_settings, answer_settings
+from .model import ModelJudge
+from .options import JudgeConfig
 
 STORE_KEY_VERSION = 1
 #: The placeholder ImgEdit's rubrics hold for the item's instruction.
@@ -73,57 +74,29 @@ def png_data_url(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
-class ImgEditJudge(Judge):
+class ImgEditJudge(ModelJudge):
     """ImgEdit's rubric protocol on any backend (raw bytes as-is on OpenAI-compatible ones)."""
 
+    store_key_version = STORE_KEY_VERSION
+
     def __init__(self, config: JudgeConfig, backend: Backend) -> None:
-        super().__init__(config.card.display_name)
-        self.card = config.card
-        self.backend = backend
-        self.config = config.with_backend(getattr(backend, "options", config.backend))
+        super().__init__(config, backend)
         self.batch_size = 1
         from ..backends.openai_compat import OpenAIBackend
 
         #: Raw file bytes go to a server as they are; a local model is handed decoded images.
         self.raw_images = isinstance(backend, OpenAIBackend)
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            **self.card.to_dict(),
-            "name": self.name,
-            "card": self.card.name,
-            "settings": all_settings(self.config),
-            "overridden": list(self.config.overridden),
-            "backend_config": self.backend.describe(),
-            "prompt_template_hash": self.template_hash(),
-            "images": "raw file bytes, labelled image/png, not resized"
-            if self.raw_images
-            else "decoded, as the backend takes them",
-            "interface_version": self.interface_version,
-        }
+    def protocol_description(self) -> dict[str, Any]:
+        images = "raw file bytes, labelled image/png, not resized"
+        return {"images": images if self.raw_images else "decoded, as the backend takes them"}
 
-    @staticmethod
-    def template_hash() -> str:
+    def template_hash(self) -> str:
         """The rubrics come with each item (the user's prompts.json): only the layout is ours."""
         return "sha256:" + hashlib.sha256(b"imgedit-basic: rubric, original, edited").hexdigest()
 
-    def describe_for_fingerprint(self) -> dict[str, Any]:
-        return {
-            "store_key": STORE_KEY_VERSION,
-            "protocol": self.card.protocol,
-            "prompt_template_hash": self.template_hash(),
-            "raw_images": self.raw_images,
-            "backend": self.card.backend,
-            "model": self.card.model,
-            "adapter": self.card.adapter,
-            "settings": answer_settings(self.config),
-        }
-
-    def preflight(self) -> None:
-        self.backend.preflight()
-
-    def close(self) -> None:
-        self.backend.close()
+    def protocol_key(self) -> dict[str, Any]:
+        return {"raw_images": self.raw_images}
 
     def _prepare(self, candidate: Any) -> tuple[Any, Any]:
         source, edited = candidate.source_bytes(), candidate.edited_bytes()

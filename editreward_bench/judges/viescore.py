@@ -48,10 +48,11 @@ from functools import cache
 from typing import Any
 
 from ..resources import judges_dir
-from .base import Backend, GenRequest, Judge, JudgeTask, PassResult, in_worker
+from .base import Backend, GenRequest, JudgeTask, PassResult, in_worker
 from .editscore import cap_text
 from .itempass import CONTENT_FILTER_PREFIX, ItemPassResult, is_content_filter
-from .options import JudgeConfig, all_settings, answer_settings
+from .model import ModelJudge
+from .options import JudgeConfig
 
 STORE_KEY_VERSION = 1
 TEMPLATE_FILES = ("context_no_delimit.txt", "two_image_edit_rule.txt", "tie_rule_sc.txt",
@@ -258,47 +259,21 @@ def _refusal(asked: _Asked | None, which: str) -> str | None:
     )
 
 
-class VIEScoreJudge(Judge):
+class VIEScoreJudge(ModelJudge):
     """VIEScore (GEdit-Bench's judge) on any backend."""
 
+    store_key_version = STORE_KEY_VERSION
+
     def __init__(self, config: JudgeConfig, backend: Backend) -> None:
-        super().__init__(config.card.display_name)
-        self.card = config.card
-        self.backend = backend
-        self.config = config.with_backend(getattr(backend, "options", config.backend))
-        self.max_retries = config.common.max_retries
+        super().__init__(config, backend)
         self.prompts = load_prompts()
         self.batch_size = 1
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            **self.card.to_dict(),
-            "name": self.name,
-            "card": self.card.name,
-            "settings": all_settings(self.config),
-            "overridden": list(self.config.overridden),
-            "backend_config": self.backend.describe(),
-            "prompt_template_hash": self.prompts.template_hash(),
-            "score_range": 10,
-            "interface_version": self.interface_version,
-        }
+    def template_hash(self) -> str:
+        return self.prompts.template_hash()
 
-    def describe_for_fingerprint(self) -> dict[str, Any]:
-        return {
-            "store_key": STORE_KEY_VERSION,
-            "protocol": self.card.protocol,
-            "prompt_template_hash": self.prompts.template_hash(),
-            "backend": self.card.backend,
-            "model": self.card.model,
-            "adapter": self.card.adapter,
-            "settings": answer_settings(self.config),
-        }
-
-    def preflight(self) -> None:
-        self.backend.preflight()
-
-    def close(self) -> None:
-        self.backend.close()
+    def protocol_description(self) -> dict[str, Any]:
+        return {"score_range": 10}
 
     async def ajudge(self, tasks: Sequence[JudgeTask]) -> list[PassResult]:
         results: list[PassResult] = []
