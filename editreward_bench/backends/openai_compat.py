@@ -338,17 +338,14 @@ class OpenAIBackend(Backend):
                 raise JudgeLoadError(
                     f"model {self.model!r} is not served at {shown}; it serves {ids[:10]}. Pass --model or fix the server."
                 )
-        await self._aclose()
+        await self.aclose()
 
-    async def _aclose(self) -> None:
+    async def aclose(self) -> None:
+        """Close this loop's clients (they cannot outlive it)."""
         for pool in self._clients.values():
             for client in pool:
                 await client.close()
         self._clients = {}
-
-    async def aclose(self) -> None:
-        """Close this loop's clients (they cannot outlive it)."""
-        await self._aclose()
 
     def close(self) -> None:
         self._clients = {}

@@ -355,9 +355,7 @@ class RewardModel:
             if self.pool is not None:
                 self._loop.submit(self.pool.aclose()).result(timeout=30)
             else:
-                closer = getattr(getattr(self.judge, "backend", None), "_aclose", None)
-                if closer is not None:
-                    self._loop.submit(closer()).result(timeout=30)
+                self._loop.submit(self.judge.aclose()).result(timeout=30)
         finally:
             try:
                 self.judge.close()

@@ -181,9 +181,7 @@ class ReplicaPool(Backend):
         for task in list(self._probes):
             task.cancel()
         for replica in self.replicas:
-            closer = getattr(replica.backend, "_aclose", None)
-            if closer is not None:
-                await closer()
+            await replica.backend.aclose()
 
     def status(self) -> list[dict[str, Any]]:
         now = time.monotonic()
