@@ -180,7 +180,7 @@ def _hub_snapshot(repo: str, patterns: list[str], what: str, flag: str) -> tuple
         )
         raise MergeError(
             f"cannot find the {what} {repo!r}: {why}. Download it first (`hf download {repo}`) "
-            f"or pass {flag} with a local folder"
+            f"or give {flag}"
         ) from None
     return folder, folder.name
 
@@ -198,7 +198,10 @@ def resolve_adapter(adapter: str, digests: _Digests) -> Source:
     if _looks_like_path(adapter):
         raise MergeError(f"the adapter folder {adapter!r} does not exist ({folder.resolve()})")
     snapshot, commit = _hub_snapshot(
-        adapter, [ADAPTER_CONFIG, *ADAPTER_WEIGHTS], "adapter", "--adapter"
+        adapter,
+        [ADAPTER_CONFIG, *ADAPTER_WEIGHTS],
+        "adapter",
+        "its local folder instead (erb merge-adapter FOLDER, or --adapter FOLDER)",
     )
     if not (snapshot / ADAPTER_CONFIG).is_file():
         raise MergeError(f"the hub repo {adapter!r} holds no {ADAPTER_CONFIG}: not a LoRA adapter")
@@ -221,7 +224,7 @@ def resolve_base(model: str, digests: _Digests, progress: Progress | None = None
             f"the base model folder {model!r} does not exist ({folder.resolve()}); pass --base "
             "with the model the adapter was trained on"
         )
-    snapshot, commit = _hub_snapshot(model, _BASE_FILES, "base model", "--base")
+    snapshot, commit = _hub_snapshot(model, _BASE_FILES, "base model", "--base with a local folder")
     if not (snapshot / "config.json").is_file():
         raise MergeError(f"the hub repo {model!r} holds no config.json: not a model")
     return Source(model, snapshot, f"hub:{model}@{commit}", repo=model, revision=commit)
