@@ -1,7 +1,9 @@
-"""Cost of encoding one image for an OpenAI-compatible request: JPEG, PNG at level 1, PNG at 6.
+"""Cost of encoding one image for an OpenAI-compatible request: JPEG, erb's PNG, PIL's PNG.
 
 The served cards send PNG (lossless, as upstream hands vLLM the image) after the
-qwen-vl-utils resize; the API cards send JPEG at PIL's default quality. Each image is
+qwen-vl-utils resize, written by ``editreward_bench.png`` (the "Up" filter, deflated by
+ISA-L, or by zlib where ``isal`` is not installed); PIL's own PNG encoder at levels 1 and 6
+is measured beside it. The API cards send JPEG at PIL's default quality. Each image is
 encoded once per run. Two kinds of 1024 px image: a synthetic scene (flat shapes, as
 ``erb data synth`` draws them) and a photo-like texture (blurred noise over a gradient,
 which compresses about as badly as a photograph). Prints milliseconds per image
@@ -43,9 +45,23 @@ def encoders() -> dict[str, Any]:
         image.save(buf, **kw)
         return buf.getvalue()
 
+    import zlib
+
+    from editreward_bench import png
+
+    def with_zlib(image: Image.Image) -> bytes:
+        isal = png._deflate
+        png._deflate = lambda data: zlib.compress(data, 1)
+        try:
+            return png.png_bytes(image)
+        finally:
+            png._deflate = isal
+
     return {
         "jpeg (PIL default quality)": lambda im: save(im, format="JPEG"),
-        "png, compress_level 1": lambda im: save(im, format="PNG", compress_level=1),
+        f"png, erb ({png.DEFLATE})": png.png_bytes,
+        "png, erb (zlib level 1)": with_zlib,
+        "png, PIL compress_level 1": lambda im: save(im, format="PNG", compress_level=1),
         "png, PIL default (6)": lambda im: save(im, format="PNG"),
     }
 

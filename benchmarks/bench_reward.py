@@ -171,9 +171,12 @@ def bench_api(
                 reward.score(*batch[i])
                 pairs.append(time.perf_counter() - t0)
             before = requests_made(judge.line)
+            judge_cpu0 = cpu_seconds(judge.pid)
             cpu0, t0 = time.process_time(), time.perf_counter()
             results = reward.score_many(batch)
             wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+            judge_cpu = cpu_seconds(judge.pid) - judge_cpu0
+            images_s, images_cpu = image_work_alone(reward, distinct + edits)
         requests = requests_made(judge.line) - before
     finally:
         judge.stop()
@@ -182,10 +185,33 @@ def bench_api(
         "items": items, "edits_per_source": group, "image_size": size, "k": k,
         "concurrency": concurrency, "latency_s": latency, "requests": requests, "wall_s": round(wall, 3),
         "ideal_s": round(ideal, 3), "over_ideal": round(wall / ideal, 3),
-        "client_cpu_s": round(cpu, 3), "scored": sum(r.ok for r in results),
-        "settings": settings or {},
+        "client_cpu_s": round(cpu, 3), "judge_server_cpu_s": round(judge_cpu, 3),
+        "scored": sum(r.ok for r in results),
+        "image_work_alone_s": round(images_s, 3), "image_work_alone_cpu_s": round(images_cpu, 3),
+        "floor_s": round(max(ideal, images_s + latency), 3),
+        "over_floor": round(wall / max(ideal, images_s + latency), 3),
+        "cpus": len(os.sched_getaffinity(0)), "settings": settings or {},
         "one_edit_s": round(sorted(pairs)[len(pairs) // 2], 3),
     }  # fmt: skip
+
+
+def image_work_alone(reward: Any, images: list[Any]) -> tuple[float, float]:
+    """Wall and CPU seconds of preparing the images as the judge does, on erb's worker threads.
+
+    With nothing else to do, this is the least time in which the client can have every
+    image ready, and the last requests still wait one latency after it: with the server's
+    own bound (the ideal), the run's floor on this machine, whatever the orchestration.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from editreward_bench.judges.base import _worker_pool
+
+    backend = reward.judge.backend
+    workers = _worker_pool()._max_workers
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda image: backend.prepare_images([image]), images))
+    return time.perf_counter() - t0, time.process_time() - cpu0
 
 
 # --------------------------------------------------------------------------- one RL step
@@ -322,7 +348,7 @@ def cost_breakdown(bodies: list[bytes]) -> dict[str, Any]:
     from editreward_bench.judges import load_judge
     from editreward_bench.rewards.items import ItemCandidate, ItemImage
 
-    # The images as the served card prepares them (qwen-vl-utils' resize, PNG at level 1).
+    # The images as the served card prepares them (qwen-vl-utils' resize, erb's PNG).
     backend = load_judge("editscore-72b").backend  # type: ignore[attr-defined]
 
     def encode(image: Any) -> None:
@@ -359,6 +385,18 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=("api", "step", "faults"), action="append")
+    parser.add_argument(
+        "--api-size",
+        type=int,
+        default=1024,
+        help="Image size of the API runs (64: the orchestration alone, image work about nil)",
+    )
+    parser.add_argument(
+        "--cpus",
+        type=int,
+        help="Run the benchmark and its servers on the first N cores only (how the API "
+        "figure scales with cores); the report's entries get a _cpusN suffix",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "reward.json")
     parser.add_argument(
         "-o",
@@ -376,32 +414,47 @@ def main() -> None:
         for k, _, v in (item.partition("=") for item in args.option)
     }
     suffix = "".join(f"_{k}={v}" for k, v in sorted(settings.items()))
+    if args.cpus:
+        # Children (the judge replicas, the reward server) inherit the affinity.
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.cpus])
+        suffix += f"_cpus{args.cpus}"
+    if args.api_size != 1024:
+        suffix += f"_size{args.api_size}"
     todo = args.only or ["api", "step", "faults"]
     report: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
     if "api" in todo:
         name = "api" + suffix
         report[name] = bench_api(
-            items=128, size=1024, k=1, concurrency=64, latency=0.2, settings=settings
+            items=128, size=args.api_size, k=1, concurrency=64, latency=0.2, settings=settings
         )
         print(json.dumps({name: report[name]}), flush=True)
         name = "api_shared_sources" + suffix
         report[name] = bench_api(
-            items=128, size=1024, k=1, concurrency=64, latency=0.2, group=8, settings=settings
+            items=128,
+            size=args.api_size,
+            k=1,
+            concurrency=64,
+            latency=0.2,
+            group=8,
+            settings=settings,
         )
         print(json.dumps({name: report[name]}), flush=True)
     if "step" in todo or "faults" in todo:
+        cpus = f"_cpus{args.cpus}" if args.cpus else ""  # the judge settings apply to the API only
         bodies, _ = step_bodies(items=576, group=8, ranks=8, size=512)
         if "step" in todo:
-            report["step"] = bench_step(
+            name = "step" + cpus
+            report[name] = bench_step(
                 bodies, k=4, concurrency=256, latency=1.0, faults=0.0, kill_after=None
             )
-            report["step"]["cpu_breakdown"] = cost_breakdown(bodies)
-            print(json.dumps({"step": report["step"]}), flush=True)
+            report[name]["cpu_breakdown"] = cost_breakdown(bodies)
+            print(json.dumps({name: report[name]}), flush=True)
         if "faults" in todo:
-            report["step_faults"] = bench_step(
+            name = "step_faults" + cpus
+            report[name] = bench_step(
                 bodies, k=4, concurrency=256, latency=1.0, faults=0.1, kill_after=1.5
             )
-            print(json.dumps({"step_faults": report["step_faults"]}), flush=True)
+            print(json.dumps({name: report[name]}), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -11,6 +11,8 @@ import math
 from io import BytesIO
 from typing import TYPE_CHECKING, Literal
 
+from .png import png_bytes
+
 if TYPE_CHECKING:
     from PIL import Image as PILImage
 
@@ -22,9 +24,6 @@ QWEN25_FACTOR = 28
 DEFAULT_MIN_PIXELS = MIN_IMAGE_TOKENS * QWEN25_FACTOR * QWEN25_FACTOR
 DEFAULT_MAX_PIXELS = MAX_IMAGE_TOKENS * QWEN25_FACTOR * QWEN25_FACTOR
 MAX_ASPECT_RATIO = 200
-#: zlib level of lossless PNG: level 1 encodes 3-5x faster than PIL's default (6).
-PNG_COMPRESS_LEVEL = 1
-
 ImageFormat = Literal["jpeg", "png"]
 
 
@@ -73,13 +72,14 @@ def resize_image(
 
 def encode_data_url(image: PILImage.Image, image_format: ImageFormat = "jpeg") -> str:
     """A base64 data URL of the image: JPEG at PIL's default quality (upstream's API path)
-    or lossless PNG (what a local model sees when handed the PIL image)."""
-    buf = BytesIO()
+    or lossless PNG (what a local model sees when handed the PIL image; see ``png``)."""
     rgb = image if image.mode == "RGB" else image.convert("RGB")
     if image_format == "png":
-        rgb.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+        data = png_bytes(rgb)
     elif image_format == "jpeg":
+        buf = BytesIO()
         rgb.save(buf, format="JPEG")
+        data = buf.getvalue()
     else:
         raise ValueError(f"unknown image format {image_format!r}")
-    return f"data:image/{image_format};base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return f"data:image/{image_format};base64," + base64.b64encode(data).decode("ascii")

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import gc
 import threading
+import time
 import warnings
 from io import BytesIO
 from pathlib import Path
@@ -224,6 +225,61 @@ def test_the_edit_is_resized_to_the_source_unless_told_otherwise() -> None:
             ) as reward:
                 assert reward.score("Add a cat.", src, edited).ok
             assert set(srv.sizes) == expected
+
+
+def _shared_source_batch(n: int) -> list[Any]:
+    """``n`` edits of one source image (colour (1, 2, 3)), each its own colour."""
+    source = Image.new("RGB", (40, 40), (1, 2, 3))
+    return [("Add a cat.", source, Image.new("RGB", (40, 40), (100 + i, 0, 0)))
+                    for i in range(n)]  # fmt: skip
+
+
+def _watch_prepare(reward: RewardModel, fail_source: bool = False) -> list[Any]:
+    """Record the colour of every image the judge prepares; slow, so that all the worker
+    threads ask for the shared source while it is being prepared."""
+    backend = reward.judge.backend
+    prepare, seen = backend.prepare_images, []
+
+    def watched(images: list[Image.Image]) -> Any:
+        colours = [image.getpixel((0, 0)) for image in images]
+        seen.extend(colours)
+        time.sleep(0.05)
+        if fail_source and (1, 2, 3) in colours:
+            raise OSError("disk on fire")
+        return prepare(images)
+
+    backend.prepare_images = watched
+    return seen
+
+
+def test_a_source_shared_by_edits_judged_at_once_is_prepared_once() -> None:
+    batch = _shared_source_batch(12)
+    with (
+        FakeOpenAIServer(models=["editscore-72b"], mode="hash") as srv,
+        RewardModel("editscore-72b", base_urls=srv.url, k=1, concurrency=12) as reward,
+    ):
+        seen = _watch_prepare(reward)
+        results = reward.score_many(batch)
+    assert all(r.ok for r in results), results
+    assert seen.count((1, 2, 3)) == 1 and len(seen) == 13, seen
+
+
+def test_a_shared_source_that_fails_fails_every_edit_of_it_and_nothing_waits_forever() -> None:
+    batch = _shared_source_batch(12)
+    with (
+        FakeOpenAIServer(models=["editscore-72b"], mode="hash") as srv,
+        RewardModel("editscore-72b", base_urls=srv.url, k=1, concurrency=12) as reward,
+    ):
+        seen = _watch_prepare(reward, fail_source=True)
+        done: list[Any] = []
+        worker = threading.Thread(target=lambda: done.extend(reward.score_many(batch)))
+        worker.start()
+        worker.join(timeout=60)
+        assert not worker.is_alive(), "score_many waits for a source that failed"
+    assert len(done) == 12 and all("disk on fire" in (r.error or "") for r in done), done
+    # Those waiting took the failure; only edits that came after it tried the source again.
+    assert seen.count((1, 2, 3)) < len(batch) // 2, seen
+    assert srv.log.snapshot() == []
 
 
 def test_an_item_past_its_deadline_gets_an_error() -> None:

@@ -41,6 +41,7 @@ import hashlib
 import math
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -176,7 +177,7 @@ class EditScoreJudge(ModelJudge):
         super().__init__(config, backend)
         self.prompts = load_prompts(config.common.score_range)
         self.batch_size = max(1, backend.batch_size)
-        self._source_cache: dict[str, Any] = {}
+        self._source_cache: dict[str, Future[Any]] = {}
         self._cache_lock = threading.Lock()
 
     def template_hash(self) -> str:
@@ -260,17 +261,28 @@ class EditScoreJudge(ModelJudge):
         try:
             if not isinstance(candidate, SharedSourceCandidate):
                 return self.backend.prepare_images(list(candidate.load_images()))
+            # Several candidates edit one source and are judged at once: the first to need
+            # it prepares it, the others wait for that rather than prepare it again, and
+            # prepare their own edit first so that the wait overlaps work.
             source_key = candidate.source_key
-            # Several candidates edit one source: decode and encode it once.
             with self._cache_lock:
                 source = self._source_cache.get(source_key)
-            if source is None:
-                source = self.backend.prepare_images([candidate.load_source()])[0]
-                with self._cache_lock:
-                    self._source_cache[source_key] = source
+                mine = source is None
+                if source is None:
+                    source = self._source_cache[source_key] = Future()
                     while len(self._source_cache) > SOURCE_CACHE_SIZE:
                         self._source_cache.pop(next(iter(self._source_cache)))
-            return (source, self.backend.prepare_images([candidate.load_edited()])[0])
+            if mine:
+                try:
+                    source.set_result(self.backend.prepare_images([candidate.load_source()])[0])
+                except BaseException as exc:
+                    source.set_exception(exc)  # for those waiting now; later ones try again
+                    with self._cache_lock:
+                        if self._source_cache.get(source_key) is source:
+                            del self._source_cache[source_key]
+                    raise
+            edited = self.backend.prepare_images([candidate.load_edited()])[0]
+            return (source.result(), edited)
         except Exception as exc:
             return f"image: {exc}"
 

@@ -1,6 +1,6 @@
-"""A small client for ``erb serve-reward`` (standard library only: trainers need no extra).
+"""A small client for ``erb serve-reward`` (erb's base install: trainers need no extra).
 
-Images go as base64 PNG (lossless; zlib level 1, fast) or JPEG, encoded in a few
+Images go as base64 PNG (lossless, the fast writer of ``editreward_bench.png``) or JPEG, encoded in a few
 threads, a source shared by several items once. Transport errors, 502/503/504 and
 429 are retried with exponential backoff; any other error answer raises
 :class:`RewardServerError` with the server's message.
@@ -20,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from io import BytesIO
 from pathlib import Path
 from typing import Any
+
+from ..png import png_bytes
 
 log = logging.getLogger("erb.reward.client")
 
@@ -57,13 +59,12 @@ def encode_image(image: Any, image_format: str = "png") -> str:
         image = Image.fromarray(array)
     if image.mode not in ("RGB", "L"):
         image = image.convert("RGB")
-    buf = BytesIO()
     if image_format == "png":
-        image.save(buf, format="PNG", compress_level=1)
-    elif image_format == "jpeg":
-        image.save(buf, format="JPEG", quality=95)
-    else:
+        return base64.b64encode(png_bytes(image)).decode("ascii")
+    if image_format != "jpeg":
         raise ValueError(f"image_format is 'png' or 'jpeg', not {image_format!r}")
+    buf = BytesIO()
+    image.save(buf, format="JPEG", quality=95)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
