@@ -5,7 +5,10 @@ Prints JSON lines and a summary, and writes ``benchmarks/results/reward.json``:
 - ``api``: ``RewardModel.score_many`` on 128 items (PIL images at 1024 px, as a
   trainer holds them), k = 1, concurrency 64, against a judge server with 0.2 s
   latency: wall time against the ideal ``requests x latency / concurrency``, with
-  128 distinct sources and (``api_shared_sources``) with 8 edits per source;
+  128 distinct sources and (``api_shared_sources``) with 8 edits per source, and
+  against this machine's floor: the images prepared alone on erb's worker threads,
+  plus one latency (``--cpus N`` pins everything to N cores; ``--api-size 64``
+  leaves the orchestration alone);
 - ``step``: one RL step of 576 items at 512 px (72 prompts x 8 samples, each
   prompt's samples editing one source), k = 4 (``n = k``: 1,152 requests), 256
   backend requests in flight over two judge replicas with 1 s latency, posted by
