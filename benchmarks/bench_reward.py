@@ -205,15 +205,11 @@ def image_work_alone(reward: Any, images: list[Any]) -> tuple[float, float]:
     image ready, and the last requests still wait one latency after it: with the server's
     own bound (the ideal), the run's floor on this machine, whatever the orchestration.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     from editreward_bench.judges.base import _worker_pool
 
     backend = reward.judge.backend
-    workers = _worker_pool()._max_workers
     cpu0, t0 = time.process_time(), time.perf_counter()
-    with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(lambda image: backend.prepare_images([image]), images))
+    list(_worker_pool().map(lambda image: backend.prepare_images([image]), images))
     return time.perf_counter() - t0, time.process_time() - cpu0
 
 

@@ -1,7 +1,7 @@
 """A small client for ``erb serve-reward`` (erb's base install: trainers need no extra).
 
-Images go as base64 PNG (lossless, the fast writer of ``editreward_bench.png``) or JPEG, encoded in a few
-threads, a source shared by several items once. Transport errors, 502/503/504 and
+Images go as base64 PNG (lossless, written by ``editreward_bench.png``) or JPEG, encoded
+in a few threads, a source shared by several items once. Transport errors, 502/503/504 and
 429 are retried with exponential backoff; any other error answer raises
 :class:`RewardServerError` with the server's message.
 """
