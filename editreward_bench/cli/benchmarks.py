@@ -18,6 +18,7 @@ from .common import (
     _warn,
     exit_interrupted,
     judge_run_options,
+    print_run_notes,
 )
 
 BenchmarkOpt = Annotated[
@@ -307,10 +308,7 @@ def evaluate_benchmark(
             "interrupted: every finished judgment is in the store; rerun the same command to "
             "continue"
         )
-    for message in summary.warnings:
-        _warn(message)
-    for note in summary.notes:
-        _console().print(note, markup=False, highlight=False, soft_wrap=True)
+    print_run_notes(summary)
     print_result(summary.metrics, summary.path)
 
 

@@ -32,6 +32,14 @@ def _warn(message: str) -> None:
     _console(stderr=True).print(f"[yellow]warning:[/] {_escape(message)}", soft_wrap=True)
 
 
+def print_run_notes(summary: Any) -> None:
+    """A run's warnings (to stderr) and notes (to stdout), printed before its table."""
+    for message in summary.warnings:
+        _warn(message)
+    for note in summary.notes:
+        _console().print(note, markup=False, highlight=False, soft_wrap=True)
+
+
 def _escape(text: str) -> str:
     from rich.markup import escape
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,9 +33,9 @@ from .common import (
     _fail,
     _judge_entry,
     _quiet_libraries,
-    _warn,
     exit_interrupted,
     judge_run_options,
+    print_run_notes,
 )
 
 
@@ -236,7 +237,6 @@ def model_eval(
             _fail(str(exc))
     _quiet_libraries()
     from ..editing.model_eval import ModelEvalRequest, run_model_eval
-    from ..runner import RunError, RunInterrupted
 
     options = judge_run_options(
         k=k, seed=seed, concurrency=concurrency, store=store, fresh=fresh,
@@ -249,18 +249,22 @@ def model_eval(
     request = ModelEvalRequest(benchmark.value, outputs, judge, dataset=dataset, revision=revision, split=split,
                                language=language, images=images, model_name=model_name, out=out,
                                name=name, overwrite=overwrite)  # fmt: skip
+    summary = _run(request, options, run_model_eval)
+    print_run_notes(summary)
+    print_model_metrics(summary.metrics)
+    _console().print(f"run folder: {summary.path}")
+
+
+def _run(request: Any, options: Any, run: Callable[[Any, Any], Any]) -> Any:
+    """Run a model-eval or best-of-n request: a refused run is one line, Ctrl-C the shared exit."""
+    from ..runner import RunError, RunInterrupted
+
     try:
-        summary = run_model_eval(request, options)
+        return run(request, options)
     except RunError as exc:
         _fail(str(exc))
     except RunInterrupted as exc:
         exit_interrupted(str(exc))
-    for message in summary.warnings:
-        _warn(message)
-    for note in summary.notes:
-        _console().print(note, markup=False, highlight=False, soft_wrap=True)
-    print_model_metrics(summary.metrics)
-    _console().print(f"run folder: {summary.path}")
 
 
 def print_curves(metrics: dict[str, Any]) -> None:
@@ -347,7 +351,6 @@ def best_of_n(
     _check_out(out, overwrite)
     _quiet_libraries()
     from ..editing.best_of_n import BestOfNRequest, run_best_of_n
-    from ..runner import RunError, RunInterrupted
 
     options = judge_run_options(
         k=None, seed=seed, concurrency=concurrency, store=store, fresh=fresh,
@@ -359,16 +362,8 @@ def best_of_n(
                              split=split, language=language, images=images, model_name=model_name, n=n,
                              selector_k=selector_k, evaluator_k=evaluator_k, out=out, name=name,
                              overwrite=overwrite)  # fmt: skip
-    try:
-        summary = run_best_of_n(request, options)
-    except RunError as exc:
-        _fail(str(exc))
-    except RunInterrupted as exc:
-        exit_interrupted(str(exc))
-    for message in summary.warnings:
-        _warn(message)
-    for note in summary.notes:
-        _console().print(note, markup=False, highlight=False, soft_wrap=True)
+    summary = _run(request, options, run_best_of_n)
+    print_run_notes(summary)
     print_curves(summary.metrics)
     _console().print(f"run folder: {summary.path}")
 

@@ -39,9 +39,9 @@ from .common import (
     _judge_entry,
     _load_bench,
     _parse_options,
-    _warn,
     exit_interrupted,
     judge_run_options,
+    print_run_notes,
 )
 
 
@@ -313,10 +313,7 @@ def evaluate(
             summary = _evaluate_served(bench, judge, options, run_dir, name, overwrite, plan)
         else:
             summary = _evaluate_judge(bench, judge, options, out, name, overwrite)
-    for message in summary.warnings:
-        _warn(message)
-    for note in summary.notes:
-        _console().print(note, markup=False, highlight=False, soft_wrap=True)
+    print_run_notes(summary)
     _print_paper_table(summary.metrics, summary.reference)
     _console().print(f"run folder: {summary.path}")
 
