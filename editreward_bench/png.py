@@ -56,6 +56,8 @@ def _chunk(tag: bytes, data: bytes) -> bytes:
 def png_bytes(image: PILImage.Image, deflate: Deflate | None = None) -> bytes:
     """The image as a PNG file (8-bit greyscale or RGB; other modes are converted to RGB),
     deflated by ``deflate`` (default: ISA-L where installed, else zlib)."""
+    if image.width == 0 or image.height == 0:  # PNG has no empty image
+        raise ValueError(f"image has no pixels ({image.width}x{image.height})")
     if image.mode not in _COLOUR_TYPE:
         image = image.convert("RGB")
     pixels = np.asarray(image, dtype=np.uint8)

@@ -97,3 +97,9 @@ def test_both_senders_use_the_writer() -> None:
     assert base64.b64decode(url.split(",", 1)[1]) == png_bytes(image)
     assert base64.b64decode(encode_image(image, "png")) == png_bytes(image)
     assert base64.b64decode(encode_image(np.asarray(image), "png")) == png_bytes(image)
+
+
+@pytest.mark.parametrize("size", [(0, 0), (5, 0), (0, 5)])
+def test_an_empty_image_is_refused_by_name(size: tuple[int, int]) -> None:
+    with pytest.raises(ValueError, match=r"image has no pixels \(\d+x\d+\)"):
+        png_bytes(Image.new("RGB", size))
